@@ -1,0 +1,13 @@
+"""rai-audit: one spec, one run: performance, fairness, explanations and robustness of a PyTorch model.
+
+>>> from audit import load_config, run_audit
+>>> result = run_audit(load_config("examples/adult_mlp.yaml"))  # doctest: +SKIP
+"""
+
+from audit.config import AuditConfig, load_config
+from audit.results import AuditResult, Measurement
+from audit.runner import run_audit
+
+__version__ = "0.1.0"
+
+__all__ = ["AuditConfig", "AuditResult", "Measurement", "load_config", "run_audit", "__version__"]

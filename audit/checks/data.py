@@ -1,0 +1,25 @@
+"""What the audit looked at: row count, class balance and the size of each sensitive group.
+
+These are measurements too, so a threshold can require, say, at least 1000 rows.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from audit.context import AuditContext
+from audit.results import Measurement
+
+
+def run(ctx: AuditContext) -> list[Measurement]:
+    data = ctx.data
+    n = data.n
+    out = [Measurement("data", "row_count", float(n), n=n)]
+    counts = np.bincount(data.labels, minlength=len(data.classes))
+    for name, count in zip(data.classes, counts):
+        out.append(Measurement("data", "class_share", count / n, n=int(count), params={"class": name}))
+    for column in data.sensitive.columns:
+        shares = data.sensitive[column].value_counts(sort=False)
+        for value, count in sorted(shares.items()):
+            out.append(Measurement("data", "group_share", count / n, group={column: value}, n=int(count)))
+    return out

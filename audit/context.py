@@ -1,0 +1,83 @@
+"""What every check reads: the validated spec, the data, the model and the one set of predictions.
+
+The runner builds one :class:`AuditContext`, predicting once; checks read it and never predict
+the whole data set again (explanations and attacks run the model on their own inputs).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+if TYPE_CHECKING:
+    import torch
+
+    from audit.config import AuditConfig
+    from audit.models import ModelAdapter
+
+
+@dataclass(frozen=True)
+class EncodedColumn:
+    """One column of the model's input tensor and the source column it came from."""
+
+    name: str
+    source: str
+
+
+@dataclass(frozen=True)
+class AuditData:
+    """The evaluation data, ready for the model and for grouping.
+
+    ``labels`` are class indices into ``classes`` (model-output order). ``features`` is the
+    exact tensor the model was trained on (None for predictions-only audits). ``sensitive``
+    holds the sensitive columns as strings, one row per example, aligned with ``labels``.
+    ``frame`` keeps the filtered, sampled source rows (predictions-only audits read their
+    decision and score columns from it).
+    """
+
+    labels: np.ndarray
+    classes: tuple[str, ...]
+    positive_index: int | None
+    sensitive: pd.DataFrame
+    features: "torch.Tensor | None"
+    columns: tuple[EncodedColumn, ...] = ()
+    frame: pd.DataFrame | None = None
+    summary: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def n(self) -> int:
+        return int(self.labels.shape[0])
+
+    @property
+    def is_binary(self) -> bool:
+        return len(self.classes) == 2
+
+
+@dataclass(frozen=True)
+class Predictions:
+    """The model's predictions, computed once.
+
+    ``decisions``: predicted class indices, shape (n,). ``probabilities``: shape (n, classes),
+    rows summing to 1, or None when the model gives only decisions or an uncalibrated score.
+    ``scores``: binary only, a ranking score for the positive class (the positive probability
+    when probabilities exist), or None.
+    """
+
+    decisions: np.ndarray
+    probabilities: np.ndarray | None
+    scores: np.ndarray | None
+
+
+@dataclass(frozen=True)
+class AuditContext:
+    config: "AuditConfig"
+    data: AuditData
+    predictions: Predictions
+    model: "ModelAdapter | None" = None
+
+    @property
+    def seed(self) -> int:
+        return self.config.seed

@@ -1,0 +1,398 @@
+"""Load the evaluation data and build exactly the tensor the model was trained on.
+
+Tabular data (CSV, Parquet) and images (NPZ, NPY) both end as one :class:`AuditData`: labels
+as class indices, the sensitive columns as strings (missing values form their own group), the
+encoded feature tensor and, per encoded column, the source column it came from.
+"""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from audit.config import (
+    AuditConfig,
+    CategoricalFeature,
+    ImageData,
+    LabelSpec,
+    NumericFeature,
+    SampleSpec,
+    SensitiveSpec,
+    TabularData,
+    load_features_file,
+)
+from audit.context import AuditData, EncodedColumn
+from audit.errors import ConfigError, DataError
+
+MISSING_GROUP = "(missing)"
+OUTSIDE_BINS = "(outside bins)"
+
+
+def load_data(config: AuditConfig) -> AuditData:
+    """Read the data the spec names; raise :class:`DataError` naming the problem and the fix."""
+    spec = config.data
+    if isinstance(spec, TabularData):
+        return _load_tabular(spec, config)
+    return _load_images(spec, config.seed)
+
+
+# ---------------------------------------------------------------- tabular
+
+
+def _load_tabular(spec: TabularData, config: AuditConfig) -> AuditData:
+    frame = read_table(spec)
+    rows_read = len(frame)
+    frame = _apply_filter(frame, spec.filter)
+    rows_filtered = len(frame)
+    frame = _sample(frame, spec.sample, config.seed).reset_index(drop=True)
+    needed = [spec.label.column] + [s.column for s in spec.sensitive]
+    if config.model.kind == "predictions":
+        needed += [c for c in (config.model.decision_column, config.model.score_column) if c]
+    features = _feature_list(spec) if config.model.kind != "predictions" else []
+    require_columns(frame, needed + [f.name for f in features], spec.path)
+    labels = encode_labels(frame[spec.label.column], spec.label, where=f"column '{spec.label.column}'")
+    tensor, columns = encode_features(frame, features)
+    summary = {
+        "source": spec.path,
+        "format": _table_format(spec),
+        "rows_read": rows_read,
+        "rows_after_filter": rows_filtered,
+        "rows_used": len(frame),
+        "filter": spec.filter,
+        "sample": None if spec.sample is None else spec.sample.model_dump(),
+        "features": [f.name for f in features],
+        "encoded_width": len(columns),
+    }
+    return AuditData(
+        labels=labels,
+        classes=tuple(str(c) for c in spec.label.classes),
+        positive_index=spec.label.positive_index if len(spec.label.classes) == 2 else None,
+        sensitive=build_sensitive(frame, spec.sensitive),
+        features=tensor,
+        columns=columns,
+        frame=frame,
+        summary=summary,
+    )
+
+
+def _table_format(spec: TabularData) -> str:
+    if spec.format:
+        return spec.format
+    suffix = Path(spec.path).suffix.lower()
+    if suffix in {".parquet", ".pq"}:
+        return "parquet"
+    if suffix in {".csv", ".txt", ".data", ".test", ".gz"}:
+        return "csv"
+    raise ConfigError(
+        f"data.path: cannot tell the format of '{Path(spec.path).name}' from its suffix",
+        hint="set data.format to csv or parquet",
+    )
+
+
+def read_table(spec: TabularData) -> pd.DataFrame:
+    path = Path(spec.path)
+    try:
+        if _table_format(spec) == "parquet":
+            return pd.read_parquet(path)
+        options = spec.csv
+        return pd.read_csv(
+            path,
+            sep=options.sep,
+            header=0 if options.header else None,
+            names=options.names,
+            skiprows=options.skiprows,
+            na_values=options.na_values or None,
+            keep_default_na=options.keep_default_na,
+            skipinitialspace=options.skipinitialspace,
+            low_memory=False,
+        )
+    except (OSError, ValueError, pd.errors.ParserError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise DataError(f"cannot read {path.name}: {first}", hint="check data.format and data.csv") from None
+
+
+def _apply_filter(frame: pd.DataFrame, expression: str | None) -> pd.DataFrame:
+    if not expression:
+        return frame
+    try:
+        kept = frame.query(expression, engine="python")
+    except Exception as exc:  # pandas raises many types for a bad expression
+        raise DataError(
+            f"data.filter {expression!r} failed: {type(exc).__name__}: {exc}",
+            hint="write a pandas query over the data's columns, e.g. 'age >= 18 and sex == \"F\"'",
+        ) from None
+    if len(kept) == 0:
+        raise DataError(f"data.filter {expression!r} keeps no rows", hint="loosen the filter")
+    return kept
+
+
+def _sample(frame: pd.DataFrame, sample: SampleSpec | None, seed: int) -> pd.DataFrame:
+    return frame if sample is None else frame.iloc[_sample_positions(len(frame), sample, seed)]
+
+
+def require_columns(frame: pd.DataFrame, names: list[str], path: str | Path) -> None:
+    present = [str(c) for c in frame.columns]
+    for name in names:
+        if name not in frame.columns:
+            close = difflib.get_close_matches(name, present, n=3)
+            hint = f"did you mean {', '.join(repr(c) for c in close)}?" if close else "check the spelling"
+            shown = ", ".join(present[:12]) + (", ..." if len(present) > 12 else "")
+            raise DataError(f"column '{name}' not found in {Path(path).name} (columns: {shown})", hint=hint)
+
+
+def _feature_list(spec: TabularData) -> list[NumericFeature | CategoricalFeature]:
+    if spec.features is not None:
+        return list(spec.features)
+    return load_features_file(Path(spec.features_file))
+
+
+# ---------------------------------------------------------------- labels and sensitive columns
+
+
+def as_strings(values: pd.Series) -> pd.Series:
+    """Values as strings, integral floats without '.0', missing values as None.
+
+    CSV readers turn an integer column with a gap into floats; '1.0' must still match a
+    declared class or category 1.
+    """
+    series = pd.Series(values).reset_index(drop=True)
+    missing = series.isna().to_numpy()
+    if pd.api.types.is_float_dtype(series) and np.all(np.mod(series[~missing], 1) == 0):
+        text = series.fillna(0).astype(np.int64).astype(str)
+    else:
+        text = series.astype(str)
+    return text.where(~missing, None)
+
+
+def encode_labels(values: pd.Series | np.ndarray, label: LabelSpec, *, where: str) -> np.ndarray:
+    text = as_strings(pd.Series(values))
+    if text.isna().any():
+        rows = np.flatnonzero(text.isna().to_numpy())[:5].tolist()
+        raise DataError(
+            f"{where}: {int(text.isna().sum())} missing label(s) (rows {rows})",
+            hint="filter those rows out with data.filter",
+        )
+    mapping = {str(k): str(v) for k, v in label.map.items()}
+    text = text.map(lambda v: mapping.get(v, v))
+    classes = [str(c) for c in label.classes]
+    codes = category_codes(text, classes)
+    if (codes < 0).any():
+        unknown = text[codes < 0].value_counts().head(5)
+        found = ", ".join(f"{v!r} ({n} rows)" for v, n in unknown.items())
+        raise DataError(
+            f"{where}: label values {found} are not among the declared classes {classes}",
+            hint="add them to label.classes, rewrite them with label.map, or filter them out",
+        )
+    return codes.astype(np.int64)
+
+
+def category_codes(text: pd.Series, categories: list[str]) -> np.ndarray:
+    """Index of each value in ``categories``; -1 for a value that is not there."""
+    return pd.Index(categories).get_indexer(text)
+
+
+def build_sensitive(frame: pd.DataFrame, specs: list[SensitiveSpec]) -> pd.DataFrame:
+    """One string column per sensitive attribute; missing values become their own group."""
+    columns = {}
+    for spec in specs:
+        values = frame[spec.column]
+        if spec.bins is not None:
+            columns[spec.column] = _binned(values, spec)
+        else:
+            columns[spec.column] = as_strings(values).fillna(MISSING_GROUP)
+    return pd.DataFrame(columns, index=pd.RangeIndex(len(frame)))
+
+
+def _binned(values: pd.Series, spec: SensitiveSpec) -> pd.Series:
+    numbers = pd.to_numeric(values, errors="coerce").reset_index(drop=True)
+    if numbers.isna().sum() > values.isna().sum():
+        raise DataError(
+            f"sensitive column '{spec.column}' has bins but holds non-numeric values",
+            hint="remove bins for a categorical column",
+        )
+    labels = spec.labels or [f"[{lo:g}, {hi:g})" for lo, hi in zip(spec.bins, spec.bins[1:])]
+    # right=False: edges [0, 25, 45] give [0, 25) and [25, 45), as people read age bands
+    binned = pd.cut(numbers, bins=spec.bins, labels=labels, right=False).astype(object)
+    outside = binned.isna() & numbers.notna()
+    binned[outside] = OUTSIDE_BINS
+    return binned.fillna(MISSING_GROUP).astype(str)
+
+
+# ---------------------------------------------------------------- features
+
+
+def encode_features(
+    frame: pd.DataFrame, features: list[NumericFeature | CategoricalFeature]
+) -> tuple[torch.Tensor | None, tuple[EncodedColumn, ...]]:
+    """The model's input tensor (float32) and the source column of each of its columns."""
+    if not features:
+        return None, ()
+    blocks, columns = [], []
+    for feature in features:
+        if isinstance(feature, NumericFeature):
+            blocks.append(_numeric(frame[feature.name], feature)[:, None])
+            columns.append(EncodedColumn(feature.name, feature.name))
+        else:
+            block, names = _categorical(frame[feature.name], feature)
+            blocks.append(block)
+            columns.extend(EncodedColumn(name, feature.name) for name in names)
+    matrix = np.concatenate(blocks, axis=1).astype(np.float32)
+    return torch.from_numpy(np.ascontiguousarray(matrix)), tuple(columns)
+
+
+def _numeric(values: pd.Series, feature: NumericFeature) -> np.ndarray:
+    numbers = pd.to_numeric(values, errors="coerce").to_numpy(dtype=np.float64)
+    bad_text = np.isnan(numbers) & values.notna().to_numpy()
+    if bad_text.any():
+        examples = values[bad_text].astype(str).unique()[:3].tolist()
+        raise DataError(
+            f"feature '{feature.name}' is declared numeric but holds text such as {examples}",
+            hint="declare it categorical, or clean the column",
+        )
+    bad = ~np.isfinite(numbers)
+    if bad.any():
+        rows = np.flatnonzero(bad)[:5].tolist()
+        raise DataError(
+            f"feature '{feature.name}' has {int(bad.sum())} missing or infinite value(s) (rows {rows})",
+            hint="impute them as in training, or drop those rows with data.filter",
+        )
+    if feature.encoding == "standardize":
+        return (numbers - feature.mean) / feature.std
+    if feature.encoding == "minmax":
+        return (numbers - feature.min) / (feature.max - feature.min)
+    return numbers
+
+
+def _categorical(values: pd.Series, feature: CategoricalFeature) -> tuple[np.ndarray, list[str]]:
+    text = as_strings(values)
+    if text.isna().any():
+        raise DataError(
+            f"feature '{feature.name}' has {int(text.isna().sum())} missing value(s)",
+            hint="map them to a declared category or drop those rows with data.filter",
+        )
+    categories = [str(c) for c in feature.categories]
+    codes = category_codes(text, categories)
+    if (codes < 0).any():
+        unknown = text[codes < 0].value_counts().head(5)
+        found = ", ".join(f"{v!r} ({n} rows)" for v, n in unknown.items())
+        raise DataError(
+            f"feature '{feature.name}' holds values {found} that are not among its categories",
+            hint="the model never saw them: filter those rows or retrain with the new categories",
+        )
+    if feature.encoding == "ordinal":
+        return codes[:, None].astype(np.float64), [feature.name]
+    block = np.zeros((len(codes), len(categories)))
+    block[np.arange(len(codes)), codes] = 1.0
+    return block, [f"{feature.name}={c}" for c in categories]
+
+
+# ---------------------------------------------------------------- images
+
+
+def _load_images(spec: ImageData, seed: int) -> AuditData:
+    images, raw_labels = _read_arrays(spec)
+    images = _to_nchw(images, spec.layout)
+    if len(images) != len(raw_labels):
+        raise DataError(f"{len(images)} images but {len(raw_labels)} labels", hint="give one label per image")
+    metadata = _read_metadata(spec, len(images))
+    keep = _sample_positions(len(images), spec.sample, seed)
+    rows_read = len(images)
+    images, raw_labels = images[keep], raw_labels[keep]
+    metadata = metadata.iloc[keep].reset_index(drop=True) if metadata is not None else pd.DataFrame(index=range(len(keep)))
+    _check_values(images, spec.value_range)
+    labels = encode_labels(pd.Series(raw_labels), spec.label, where=f"labels in {Path(spec.path).name}")
+    return AuditData(
+        labels=labels,
+        classes=tuple(str(c) for c in spec.label.classes),
+        positive_index=spec.label.positive_index if len(spec.label.classes) == 2 else None,
+        sensitive=build_sensitive(metadata, spec.sensitive),
+        features=torch.from_numpy(np.ascontiguousarray(images)),
+        frame=metadata,
+        summary={
+            "source": spec.path,
+            "format": Path(spec.path).suffix.lstrip("."),
+            "rows_read": rows_read,
+            "rows_used": int(len(keep)),
+            "image_shape": list(images.shape[1:]),
+            "value_range": list(spec.value_range),
+            "metadata": spec.metadata,
+        },
+    )
+
+
+def _read_arrays(spec: ImageData) -> tuple[np.ndarray, np.ndarray]:
+    path = Path(spec.path)
+    try:
+        if path.suffix.lower() == ".npz":
+            with np.load(path, allow_pickle=False) as archive:
+                for key in (spec.images_key, spec.labels_key):
+                    if key not in archive.files:
+                        raise DataError(
+                            f"{path.name} has no array '{key}' (arrays: {', '.join(archive.files)})",
+                            hint="set data.images_key and data.labels_key",
+                        )
+                return archive[spec.images_key], archive[spec.labels_key]
+        if spec.labels_path is None:
+            raise ConfigError("data.labels_path is required when data.path is a .npy of images")
+        return np.load(path, allow_pickle=False), np.load(spec.labels_path, allow_pickle=False)
+    except ValueError as exc:  # object arrays need pickle, which we never allow for data
+        raise DataError(f"cannot read {path.name}: {exc}", hint="save plain numeric arrays") from None
+
+
+def _to_nchw(images: np.ndarray, layout: str) -> np.ndarray:
+    expected = 3 if layout == "NHW" else 4
+    if images.ndim != expected:
+        raise DataError(
+            f"images have shape {list(images.shape)}, which does not fit layout {layout}",
+            hint="set data.layout to NCHW, NHWC or NHW",
+        )
+    if not np.issubdtype(images.dtype, np.number):
+        raise DataError(f"images have dtype {images.dtype}, not numbers")
+    if layout == "NHW":
+        images = images[:, None]
+    elif layout == "NHWC":
+        images = images.transpose(0, 3, 1, 2)
+    return images.astype(np.float32)
+
+
+def _check_values(images: np.ndarray, value_range: tuple[float, float]) -> None:
+    if not np.isfinite(images).all():
+        raise DataError(f"{int((~np.isfinite(images)).sum())} image values are NaN or infinite")
+    low, high = value_range
+    found = (float(images.min()), float(images.max()))
+    if found[0] < low or found[1] > high:
+        raise DataError(
+            f"image values span [{found[0]:g}, {found[1]:g}], outside the declared value_range [{low:g}, {high:g}]",
+            hint="rescale the images or declare the range they use",
+        )
+
+
+def _read_metadata(spec: ImageData, count: int) -> pd.DataFrame | None:
+    if spec.metadata is None:
+        return None
+    try:
+        metadata = pd.read_csv(spec.metadata)
+    except (OSError, ValueError) as exc:
+        raise DataError(f"cannot read metadata {Path(spec.metadata).name}: {exc}") from None
+    if len(metadata) != count:
+        raise DataError(
+            f"metadata {Path(spec.metadata).name} has {len(metadata)} rows for {count} images",
+            hint="give one metadata row per image, in the same order",
+        )
+    require_columns(metadata, [s.column for s in spec.sensitive], spec.metadata)
+    return metadata
+
+
+def _sample_positions(count: int, sample: SampleSpec | None, seed: int) -> np.ndarray:
+    if sample is None:
+        return np.arange(count)
+    size = sample.n if sample.n is not None else int(round(sample.fraction * count))
+    if size >= count:
+        return np.arange(count)
+    # sorted, so rows keep their file order
+    rng = np.random.default_rng(seed if sample.seed is None else sample.seed)
+    return np.sort(rng.choice(count, size=size, replace=False))

@@ -1,0 +1,433 @@
+"""Load a model of any supported kind behind one :class:`ModelAdapter`, and predict once.
+
+Kinds: TorchScript, torch.export (.pt2), state_dict (.safetensors, or .pt read with
+``weights_only=True``) plus a factory, ONNX (a black box through onnxruntime), a pickled whole
+module (only with ``allow_pickle: true``), and ``predictions`` (columns of precomputed
+decisions or scores, no model at all).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import importlib.util
+import pickle
+import sys
+import warnings
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import numpy as np
+import pandas as pd
+import torch
+
+from audit.config import AuditConfig, LabelSpec, ModelSpec
+from audit.context import AuditData, Predictions
+from audit.data import as_strings, encode_labels
+from audit.errors import ConfigError, DataError, ModelError
+
+
+class ModelAdapter:
+    """A loaded model: batched prediction, and the torch module when gradients are available.
+
+    ``module`` is None for black boxes (ONNX); gradient-based checks must call
+    :meth:`require_gradients` first, which refuses with a message naming what works instead.
+    ``static_batch`` is the batch size an exported graph was fixed to, if any: the last batch
+    is padded to it.
+    """
+
+    def __init__(
+        self,
+        *,
+        kind: str,
+        forward: Callable[[torch.Tensor], torch.Tensor | np.ndarray],
+        device: torch.device,
+        module: torch.nn.Module | None = None,
+        static_batch: int | None = None,
+    ) -> None:
+        self.kind = kind
+        self.forward = forward
+        self.device = device
+        self.module = module
+        self.static_batch = static_batch
+        self.forward_calls = 0
+
+    @property
+    def differentiable(self) -> bool:
+        return self.module is not None
+
+    def require_gradients(self, purpose: str, *, alternatives: str) -> torch.nn.Module:
+        if self.module is None:
+            raise ModelError(
+                f"{purpose} needs gradients, but a {self.kind} model is a black box",
+                hint=f"use {alternatives}, or audit the PyTorch model itself",
+            )
+        return self.module
+
+    def outputs(self, features: torch.Tensor, *, batch_size: int) -> np.ndarray:
+        """Raw model outputs for every row, batched, as float64 on the CPU."""
+        size = self.static_batch or batch_size
+        chunks = []
+        with torch_evaluation(self.module):
+            for start in range(0, len(features), size):
+                batch = features[start : start + size]
+                chunks.append(self._batch_outputs(batch, size))
+        return np.concatenate(chunks, axis=0) if chunks else np.zeros((0, 1))
+
+    def _batch_outputs(self, batch: torch.Tensor, size: int) -> np.ndarray:
+        rows = len(batch)
+        if self.static_batch and rows < size:
+            pad = torch.zeros((size - rows, *batch.shape[1:]), dtype=batch.dtype)
+            batch = torch.cat([batch, pad])
+        self.forward_calls += 1
+        try:
+            result = self.forward(batch.to(self.device))
+        except Exception as exc:  # any failure inside a user's model is a model problem
+            raise ModelError(
+                f"the model failed on a batch of shape {list(batch.shape)}: {type(exc).__name__}: "
+                f"{str(exc).splitlines()[0] if str(exc) else ''}",
+                hint="check that data.features (or the image layout) build the input it was trained on",
+            ) from None
+        if isinstance(result, (tuple, list)):
+            result = result[0]
+        array = result.detach().cpu().numpy() if isinstance(result, torch.Tensor) else np.asarray(result)
+        return array[:rows].astype(np.float64)
+
+
+@contextlib.contextmanager
+def torch_evaluation(module: torch.nn.Module | None) -> Iterator[None]:
+    """Eval mode and no-grad for a forward pass, restoring the module's training flag after."""
+    was_training = bool(module is not None and module.training)
+    _set_training(module, False)
+    try:
+        with torch.no_grad():
+            yield
+    finally:
+        if was_training:
+            _set_training(module, True)
+
+
+def _set_training(module: torch.nn.Module | None, training: bool) -> None:
+    if module is None:
+        return
+    try:
+        module.train(training)
+    except NotImplementedError:
+        pass  # a torch.export program fixed its mode when it was exported
+
+
+def select_device(requested: str) -> torch.device:
+    if requested == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("model.device is 'cuda' but no CUDA device is available", hint="use device: auto")
+    if requested == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(requested)
+
+
+# ---------------------------------------------------------------- loaders
+
+
+def load_model(config: AuditConfig) -> ModelAdapter:
+    """Load the model the spec names; raise :class:`ModelError` naming the problem and the fix."""
+    spec = config.model
+    if spec.kind == "predictions":
+        raise ConfigError("a predictions-only spec has no model to load")
+    device = select_device(spec.device)
+    loader = LOADERS[spec.kind]
+    return loader(spec, Path(spec.path), device, config.base_dir)
+
+
+def _adapter_for_module(kind: str, module: torch.nn.Module, device: torch.device) -> ModelAdapter:
+    module = module.to(device).eval()
+    return ModelAdapter(kind=kind, forward=module, module=module, device=device)
+
+
+def _load_torchscript(spec: ModelSpec, path: Path, device: torch.device, base: Path) -> ModelAdapter:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", (DeprecationWarning, FutureWarning))
+            module = torch.jit.load(str(path), map_location=device)
+    except (RuntimeError, ValueError) as exc:
+        raise ModelError(
+            f"{path.name} is not a TorchScript archive ({_first_line(exc)})",
+            hint="set model.kind to the format it was saved in (export, state_dict, onnx)",
+        ) from None
+    return _adapter_for_module("torchscript", module, device)
+
+
+def _load_export(spec: ModelSpec, path: Path, device: torch.device, base: Path) -> ModelAdapter:
+    try:
+        program = torch.export.load(str(path))
+    except Exception as exc:  # torch.export raises several types for a foreign file
+        raise ModelError(
+            f"{path.name} is not a torch.export program ({_first_line(exc)})",
+            hint="save it with torch.export.save, or set model.kind to its format",
+        ) from None
+    if device.type != "cpu":
+        from torch.export.passes import move_to_device_pass
+
+        program = move_to_device_pass(program, device)
+    module = program.module()
+    adapter = ModelAdapter(kind="export", forward=module, module=module, device=device)
+    adapter.static_batch = _exported_batch_size(program)
+    return adapter
+
+
+def _exported_batch_size(program: Any) -> int | None:
+    # an exported program without dynamic_shapes has its batch size fixed in the graph
+    for node in program.graph.nodes:
+        if node.op == "placeholder" and node.name in program.graph_signature.user_inputs:
+            value = node.meta.get("val")
+            size = value.shape[0] if value is not None and value.dim() else None
+            return int(size) if isinstance(size, int) else None
+    return None
+
+
+def _load_state_dict(spec: ModelSpec, path: Path, device: torch.device, base: Path) -> ModelAdapter:
+    module = build_from_factory(spec.factory, spec.factory_args, base)
+    state = read_state_dict(path)
+    try:
+        module.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        raise ModelError(
+            f"the weights in {path.name} do not fit the module built by {spec.factory}: {_first_line(exc)}",
+            hint="point model.factory at the architecture the weights were saved from",
+        ) from None
+    return _adapter_for_module("state_dict", module, device)
+
+
+def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    """Tensors only: safetensors, or torch.load with weights_only so no code runs."""
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        try:
+            return load_file(str(path), device="cpu")
+        except Exception as exc:  # safetensors raises its own error types
+            raise ModelError(f"cannot read {path.name} as safetensors: {_first_line(exc)}") from None
+    try:
+        state = torch.load(str(path), map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        raise ModelError(
+            f"{path.name} holds a pickled object, not a plain state_dict; loading it would run code from the file",
+            hint="save model.state_dict() instead, or (only for a file you trust) set kind: pickle and allow_pickle: true",
+        ) from None
+    except RuntimeError as exc:
+        if "TorchScript" in str(exc):
+            raise ModelError(f"{path.name} is a TorchScript archive", hint="set model.kind: torchscript") from None
+        raise ModelError(f"cannot read {path.name}: {_first_line(exc)}") from None
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ModelError(f"{path.name} does not hold a state_dict of tensors", hint="save model.state_dict()")
+    return state
+
+
+def build_from_factory(reference: str, arguments: dict[str, Any], base: Path) -> torch.nn.Module:
+    """Call 'file.py:function' (relative to the spec) or 'module:function' to build the module."""
+    target, _, name = reference.rpartition(":")
+    if not target or not name:
+        raise ConfigError(f"model.factory {reference!r} must look like 'file.py:function' or 'module:function'")
+    module = _import_factory_module(target, base)
+    factory = getattr(module, name, None)
+    if not callable(factory):
+        raise ModelError(f"factory '{name}' not found in {target}", hint="check model.factory's function name")
+    try:
+        built = factory(**arguments)
+    except TypeError as exc:
+        raise ModelError(f"factory {reference} failed: {exc}", hint="check model.factory_args") from None
+    if not isinstance(built, torch.nn.Module):
+        raise ModelError(f"factory {reference} returned {type(built).__name__}, not a torch.nn.Module")
+    return built
+
+
+def _import_factory_module(target: str, base: Path) -> Any:
+    if target.endswith(".py"):
+        file = (base / target).resolve()
+        if not file.is_file():
+            raise ModelError(f"factory file not found: {file}", hint="paths are relative to the spec file")
+        name = f"_rai_audit_factory_{abs(hash(str(file)))}"
+        spec = importlib.util.spec_from_file_location(name, file)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module  # dataclasses and pickling look the module up by name
+        spec.loader.exec_module(module)
+        return module
+    sys.path.insert(0, str(base))
+    try:
+        return importlib.import_module(target)
+    except ImportError:
+        raise ModelError(
+            f"factory module '{target}' not found (looked in {base} and on sys.path)",
+            hint="use 'path/to/file.py:function' relative to the spec",
+        ) from None
+    finally:
+        sys.path.remove(str(base))
+
+
+def _load_pickle(spec: ModelSpec, path: Path, device: torch.device, base: Path) -> ModelAdapter:
+    # the spec opted in (config refuses kind 'pickle' without allow_pickle)
+    try:
+        module = torch.load(str(path), map_location="cpu", weights_only=False)
+    except Exception as exc:  # unpickling can raise anything the file's code raises
+        raise ModelError(f"cannot unpickle {path.name}: {_first_line(exc)}") from None
+    if not isinstance(module, torch.nn.Module):
+        raise ModelError(f"{path.name} holds {type(module).__name__}, not a torch.nn.Module")
+    return _adapter_for_module("pickle", module, device)
+
+
+def _load_onnx(spec: ModelSpec, path: Path, device: torch.device, base: Path) -> ModelAdapter:
+    import onnxruntime
+
+    providers = ["CPUExecutionProvider"]
+    if device.type == "cuda" and "CUDAExecutionProvider" in onnxruntime.get_available_providers():
+        providers.insert(0, "CUDAExecutionProvider")
+    try:
+        session = onnxruntime.InferenceSession(str(path), providers=providers)
+    except Exception as exc:  # onnxruntime raises its own exception types
+        raise ModelError(f"cannot load {path.name} as ONNX: {_first_line(exc)}") from None
+    model_input = session.get_inputs()[0]
+    batch = model_input.shape[0] if model_input.shape else None
+
+    def forward(batch_tensor: torch.Tensor) -> np.ndarray:
+        return session.run(None, {model_input.name: batch_tensor.cpu().numpy().astype(np.float32)})[0]
+
+    return ModelAdapter(
+        kind="onnx",
+        forward=forward,
+        device=torch.device("cpu"),
+        static_batch=batch if isinstance(batch, int) else None,
+    )
+
+
+LOADERS = {
+    "torchscript": _load_torchscript,
+    "export": _load_export,
+    "state_dict": _load_state_dict,
+    "pickle": _load_pickle,
+    "onnx": _load_onnx,
+}
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:200] if text else type(exc).__name__
+
+
+# ---------------------------------------------------------------- outputs to predictions
+
+
+def predict(adapter: ModelAdapter, data: AuditData, spec: ModelSpec) -> Predictions:
+    """Run the model once over the data and turn its outputs into decisions and probabilities."""
+    if data.features is None:
+        raise DataError("the data has no feature tensor to feed the model")
+    outputs = adapter.outputs(data.features, batch_size=spec.batch_size)
+    return predictions_from_outputs(outputs, data, spec)
+
+
+def predictions_from_outputs(outputs: np.ndarray, data: AuditData, spec: ModelSpec) -> Predictions:
+    classes = len(data.classes)
+    if outputs.ndim == 2 and outputs.shape[1] == 1:
+        outputs = outputs[:, 0]
+    if not np.isfinite(outputs).all():
+        raise ModelError(f"the model returned {int((~np.isfinite(outputs)).sum())} NaN or infinite outputs")
+    if outputs.ndim == 1 and classes == 2:
+        positive = _sigmoid(outputs) if spec.output == "logits" else _checked_probability(outputs)
+        probabilities = np.empty((len(positive), 2))
+        probabilities[:, data.positive_index] = positive
+        probabilities[:, 1 - data.positive_index] = 1.0 - positive
+    elif outputs.ndim == 2 and outputs.shape[1] == classes:
+        probabilities = _softmax(outputs) if spec.output == "logits" else _checked_rows(outputs)
+    else:
+        width = 1 if outputs.ndim == 1 else outputs.shape[1]
+        raise ModelError(
+            f"the model gives {width} output(s) per row but the label declares {classes} classes {list(data.classes)}",
+            hint="declare the classes in model-output order (binary models may give 1 or 2 outputs)",
+        )
+    return Predictions(
+        decisions=_decide(probabilities, data, spec.threshold),
+        probabilities=probabilities,
+        scores=probabilities[:, data.positive_index] if data.is_binary else None,
+    )
+
+
+def _decide(probabilities: np.ndarray, data: AuditData, threshold: float) -> np.ndarray:
+    if data.is_binary:
+        positive = probabilities[:, data.positive_index] >= threshold
+        return np.where(positive, data.positive_index, 1 - data.positive_index).astype(np.int64)
+    return probabilities.argmax(axis=1).astype(np.int64)
+
+
+def _sigmoid(values: np.ndarray) -> np.ndarray:
+    return 0.5 * (1.0 + np.tanh(0.5 * values))  # stable for large |x|
+
+
+def _softmax(values: np.ndarray) -> np.ndarray:
+    shifted = np.exp(values - values.max(axis=1, keepdims=True))
+    return shifted / shifted.sum(axis=1, keepdims=True)
+
+
+def _checked_probability(values: np.ndarray) -> np.ndarray:
+    if values.min() < 0 or values.max() > 1:
+        raise ModelError(
+            f"outputs are declared probabilities but span [{values.min():g}, {values.max():g}]",
+            hint="set model.output: logits",
+        )
+    return values
+
+
+def _checked_rows(values: np.ndarray) -> np.ndarray:
+    _checked_probability(values)
+    worst = float(np.abs(values.sum(axis=1) - 1.0).max())
+    if worst > 1e-3:
+        raise ModelError(
+            f"outputs are declared probabilities but rows sum to 1 only within {worst:.3g}",
+            hint="set model.output: logits",
+        )
+    return values / values.sum(axis=1, keepdims=True)
+
+
+# ---------------------------------------------------------------- predictions-only audits
+
+
+def predictions_from_columns(data: AuditData, spec: ModelSpec, label_map: dict) -> Predictions:
+    """Decisions and scores read from the data (for example a vendor's risk score)."""
+    frame = data.frame
+    scores = probabilities = None
+    if spec.score_column and not data.is_binary:
+        raise ConfigError("model.score_column is supported for binary labels only")
+    if spec.score_column:
+        scores = _numeric_column(frame[spec.score_column], spec.score_column)
+        if spec.score_type == "probability":
+            probability = _checked_probability(scores)
+            probabilities = np.empty((len(scores), 2))
+            probabilities[:, data.positive_index] = probability
+            probabilities[:, 1 - data.positive_index] = 1 - probability
+    if spec.decision_column:
+        decisions = _decisions_from_column(frame[spec.decision_column], data, spec, label_map)
+    elif probabilities is not None:
+        decisions = _decide(probabilities, data, spec.threshold)
+    else:
+        raise ConfigError(
+            "a score of type 'score' does not give decisions by itself",
+            hint="add model.decision_column, or declare score_type: probability to threshold it",
+        )
+    return Predictions(decisions=decisions, probabilities=probabilities, scores=scores)
+
+
+def _decisions_from_column(values: Any, data: AuditData, spec: ModelSpec, label_map: dict) -> np.ndarray:
+    if spec.decision_positive is not None:
+        if not data.is_binary:
+            raise ConfigError("model.decision_positive is for binary labels only")
+        text = as_strings(values)
+        positive = text.isin([str(v) for v in spec.decision_positive]).to_numpy()
+        return np.where(positive, data.positive_index, 1 - data.positive_index).astype(np.int64)
+    label = LabelSpec(classes=list(data.classes), map=label_map)
+    return encode_labels(values, label, where=f"decision column '{spec.decision_column}'")
+
+
+def _numeric_column(values: Any, name: str) -> np.ndarray:
+    numbers = pd.to_numeric(values, errors="coerce").to_numpy(dtype=np.float64)
+    if not np.isfinite(numbers).all():
+        raise DataError(
+            f"score column '{name}' has {int((~np.isfinite(numbers)).sum())} missing or non-numeric values",
+            hint="filter those rows with data.filter",
+        )
+    return numbers

@@ -1,0 +1,1 @@
+"""Renderers: read an AuditResult, return text. Nothing here computes a measurement."""

@@ -1,0 +1,132 @@
+"""report.html: one self-contained file rendered from the Jinja2 templates, autoescape on.
+
+This module turns an :class:`~audit.results.AuditResult` into plain view data (rows, charts,
+sentences); the templates only lay it out. Nothing here measures anything.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from audit.report import charts
+from audit.report.format import ci_text, number, percent
+from audit.resources import bundled
+from audit.results import AuditResult, Measurement
+
+HEADLINE = ("accuracy", "balanced_accuracy", "roc_auc", "f1", "f1_macro")
+SCALAR_ORDER = (
+    "accuracy", "balanced_accuracy", "precision", "recall", "f1",
+    "precision_macro", "recall_macro", "f1_macro", "precision_weighted", "recall_weighted", "f1_weighted",
+    "roc_auc", "average_precision", "log_loss", "expected_calibration_error",
+)
+GLOSSARY = {
+    "accuracy": "Share of all examples the model classifies correctly.",
+    "balanced_accuracy": "Mean of the recall of each class, so a rare class counts as much as a common one.",
+    "precision": "Of the examples predicted positive, the share that truly are.",
+    "recall": "Of the truly positive examples, the share the model finds (true positive rate).",
+    "f1": "Harmonic mean of precision and recall.",
+    "roc_auc": "Chance that a random positive example gets a higher score than a random negative one.",
+    "average_precision": "Area under the precision-recall curve, summarising precision over all thresholds.",
+    "log_loss": "Mean negative log probability given to the true class; lower is better, punishes confident errors.",
+    "expected_calibration_error": "Average gap between predicted probability and observed frequency; 0 is perfectly calibrated.",
+    "confidence interval": "Range that would contain the value in 95% of repeated samples (bootstrap, by default).",
+    "macro / weighted": "Macro averages classes equally; weighted averages them by how often each class occurs.",
+}
+
+
+def environment(templates: Path | None = None) -> jinja2.Environment:
+    folders = [str(templates)] if templates else []
+    folders.append(str(bundled("templates")))
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(folders),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters.update(number=number, percent=percent, ci=ci_text)
+    return env
+
+
+def render(result: AuditResult, *, templates: Path | None = None) -> str:
+    env = environment(templates)
+    css = env.loader.get_source(env, "report.css")[0]
+    return env.get_template("report.html.j2").render(view=build_view(result), css=css)
+
+
+def build_view(result: AuditResult) -> dict[str, Any]:
+    return {
+        "result": result,
+        "headline": [m for name in HEADLINE for m in _overall(result, name)],
+        "data": _data_view(result),
+        "performance": _performance_view(result),
+        "provenance": result.provenance,
+        "glossary": GLOSSARY,
+    }
+
+
+def _overall(result: AuditResult, metric: str) -> list[Measurement]:
+    return [m for m in result.select("performance", metric) if m.group is None and "class" not in m.params]
+
+
+def _data_view(result: AuditResult) -> dict[str, Any]:
+    groups: dict[str, list[Measurement]] = {}
+    for m in result.select("data", "group_share"):
+        column = next(iter(m.group))
+        groups.setdefault(column, []).append(m)
+    return {
+        "summary": result.data,
+        "classes": result.select("data", "class_share"),
+        "groups": groups,
+    }
+
+
+def _performance_view(result: AuditResult) -> dict[str, Any]:
+    scalars = [m for name in SCALAR_ORDER for m in _overall(result, name)]
+    bounded = [m for m in scalars if m.value is not None and m.metric not in {"log_loss"}]
+    per_class = [m for m in result.select("performance") if "class" in m.params and m.metric in {"precision", "recall", "f1"}]
+    return {
+        "scalars": scalars,
+        "chart": charts.interval_bars(
+            [charts.Bar(m.metric, m.value, *(m.ci or (None, None))) for m in bounded],
+            title="Performance metrics with confidence intervals",
+            axis="value (0 to 1)",
+        )
+        if bounded
+        else None,
+        "per_class": _per_class_rows(per_class),
+        "confusion": _confusion_chart(result),
+        "reliability": _reliability_chart(result),
+    }
+
+
+def _per_class_rows(measurements: list[Measurement]) -> list[dict[str, Any]]:
+    rows: dict[str, dict[str, Any]] = {}
+    for m in measurements:
+        rows.setdefault(m.params["class"], {"class": m.params["class"]})[m.metric] = m
+    return list(rows.values())
+
+
+def _confusion_chart(result: AuditResult) -> Any:
+    cells = result.select("performance", "confusion_matrix")
+    if not cells:
+        return None
+    classes = list(result.model.get("classes") or dict.fromkeys(m.params["true"] for m in cells))
+    index = {name: i for i, name in enumerate(classes)}
+    counts = [[0] * len(classes) for _ in classes]
+    for m in cells:
+        counts[index[m.params["true"]]][index[m.params["predicted"]]] = int(m.value)
+    return charts.confusion_matrix(classes, counts, title="Confusion matrix: true class by predicted class")
+
+
+def _reliability_chart(result: AuditResult) -> Any:
+    bins = result.select("performance", "calibration_bin")
+    if not bins:
+        return None
+    binary = result.model.get("positive_class") is not None
+    label = "mean predicted probability of the positive class" if binary else "mean confidence of the predicted class"
+    points = [(m.params["mean_predicted"], m.value, m.n or 0) for m in bins]
+    return charts.reliability_diagram(points, title="Reliability diagram", x_label=label)

@@ -1,0 +1,116 @@
+"""The pipeline: spec -> data -> model -> predict once -> checks -> result."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import torch
+
+from audit import checks, provenance
+from audit.config import AuditConfig
+from audit.context import AuditContext
+from audit.data import load_data
+from audit.errors import AuditError
+from audit.models import ModelAdapter, load_model, predict, predictions_from_columns
+from audit.results import AuditResult, CheckFailure, Measurement
+
+
+def run_audit(config: AuditConfig, *, command: str | None = None) -> AuditResult:
+    """Run every enabled check of ``config`` and return the result; write nothing.
+
+    Input problems raise :class:`~audit.errors.AuditError`; a check that fails becomes a
+    :class:`~audit.results.CheckFailure` in the result and the other checks still run.
+
+    >>> from audit import load_config, run_audit
+    >>> result = run_audit(load_config("examples/adult_mlp.yaml"))  # doctest: +SKIP
+    >>> result.select(metric="accuracy")[0].value  # doctest: +SKIP
+    0.85...
+    """
+    started = provenance.now()
+    torch.manual_seed(config.seed)
+    ctx = build_context(config)
+    measurements, failures, timings = _run_checks(ctx)
+    device = str(ctx.model.device) if ctx.model else "none (predictions)"
+    return AuditResult(
+        name=config.name,
+        measurements=tuple(measurements),
+        provenance=provenance.build(
+            config, device=device, started=started, finished=provenance.now(), command=command
+        )
+        | {"check_seconds": timings},
+        data=_jsonable(ctx.data.summary),
+        model=_describe_model(ctx),
+        failures=tuple(failures),
+        checks_run=tuple(timings),
+    )
+
+
+def build_context(config: AuditConfig) -> AuditContext:
+    """Load data and model and predict once; every check reuses these predictions."""
+    data = load_data(config)
+    model: ModelAdapter | None = None
+    if config.model.kind == "predictions":
+        predictions = predictions_from_columns(data, config.model, dict(config.data.label.map))
+    else:
+        model = load_model(config)
+        predictions = predict(model, data, config.model)
+    return AuditContext(config=config, data=data, predictions=predictions, model=model)
+
+
+def _run_checks(ctx: AuditContext) -> tuple[list[Measurement], list[CheckFailure], dict[str, float]]:
+    measurements: list[Measurement] = []
+    failures: list[CheckFailure] = []
+    timings: dict[str, float] = {}
+    for name in checks.enabled(ctx):
+        start = time.perf_counter()
+        try:
+            measurements.extend(checks.get(name)(ctx))
+        except AuditError as exc:
+            failures.append(CheckFailure(name, str(exc)))
+        except Exception as exc:  # a bug in one check must not lose the others' results
+            failures.append(CheckFailure(name, f"internal error: {type(exc).__name__}: {exc}"))
+        timings[name] = round(time.perf_counter() - start, 4)
+    return measurements, failures, timings
+
+
+def _describe_model(ctx: AuditContext) -> dict:
+    spec = ctx.config.model
+    info = {
+        "name": spec.name or ctx.config.name,
+        "kind": spec.kind,
+        "path": spec.path,
+        "output": spec.output if spec.kind != "predictions" else None,
+        "classes": list(ctx.data.classes),
+        "positive_class": ctx.data.classes[ctx.data.positive_index] if ctx.data.is_binary else None,
+        "threshold": spec.threshold if ctx.data.is_binary else None,
+        "has_probabilities": ctx.predictions.probabilities is not None,
+        "has_scores": ctx.predictions.scores is not None,
+    }
+    if spec.kind == "predictions":
+        info |= {"decision_column": spec.decision_column, "score_column": spec.score_column, "score_type": spec.score_type}
+    if ctx.model is not None:
+        info |= {
+            "device": str(ctx.model.device),
+            "differentiable": ctx.model.differentiable,
+            "forward_batches": ctx.model.forward_calls,
+            "parameters": _parameter_count(ctx.model),
+        }
+    return info
+
+
+def _parameter_count(model: ModelAdapter) -> int | None:
+    if model.module is None:
+        return None
+    return int(sum(p.numel() for p in model.module.parameters()))
+
+
+def _jsonable(value):
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
