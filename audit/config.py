@@ -39,7 +39,7 @@ def _resolve_path(value: str, info: ValidationInfo) -> str:
         base = Path((info.context or {}).get("base", "."))
         path = (base / Path(value).expanduser()).resolve()
     if not path.exists():
-        raise ValueError(f"file not found: {path} (paths are relative to the spec file's folder)")
+        raise ValueError(f"file not found: {path} (fix: correct the path; it is relative to the spec file's folder)")
     return str(path)
 
 
@@ -251,8 +251,8 @@ class ModelSpec(Strict):
             raise ValueError(f"factory is only for kind 'state_dict', not {self.kind!r}")
         if self.kind == "pickle" and not self.allow_pickle:
             raise ValueError(
-                "kind 'pickle' runs code from the file on load; set allow_pickle: true only for "
-                "a file you trust, or save the model as TorchScript, torch.export or a state_dict"
+                "kind 'pickle' runs code from the file on load (fix: save the model as TorchScript, "
+                "torch.export or a state_dict, or set allow_pickle: true only for a file you trust)"
             )
         if self.kind == "predictions":
             if self.decision_column is None and self.score_column is None:
@@ -321,7 +321,8 @@ def load_config(path: str | Path) -> AuditConfig:
     """
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        content = path.read_bytes()
+        text = content.decode("utf-8")
     except FileNotFoundError:
         raise ConfigError(f"spec file not found: {path}", hint="check the path") from None
     except (OSError, UnicodeDecodeError) as exc:
@@ -329,7 +330,8 @@ def load_config(path: str | Path) -> AuditConfig:
     raw = parse_yaml(text, path)
     config = config_from_dict(raw, base=path.resolve().parent)
     config._source = path.resolve()
-    config._source_sha256 = hashlib.sha256(text.encode("utf-8")).hexdigest()
+    # the hash of the bytes, so `sha256sum spec.yaml` matches the report on any line ending
+    config._source_sha256 = hashlib.sha256(content).hexdigest()
     return config
 
 
@@ -367,7 +369,8 @@ def load_features_file(path: Path) -> list[NumericFeature | CategoricalFeature]:
 
 def describe_validation_error(exc: ValidationError, raw: Any, root: type[BaseModel] = AuditConfig) -> str:
     """One line for the first error: the field path, what is allowed, what was found, the fix."""
-    errors = exc.errors(include_url=False)
+    # a misspelt key also makes the real key "missing": report the unknown key, the cause
+    errors = sorted(exc.errors(include_url=False), key=lambda e: e["type"] != "extra_forbidden")
     first = errors[0]
     loc = [part for part in first["loc"] if not _is_union_tag(part)]
     path = _dotted(loc) or "(top level)"
