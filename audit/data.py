@@ -219,7 +219,9 @@ def _binned(values: pd.Series, spec: SensitiveSpec) -> pd.Series:
     binned = pd.cut(numbers, bins=spec.bins, labels=labels, right=False).astype(object)
     outside = binned.isna() & numbers.notna()
     binned[outside] = OUTSIDE_BINS
-    return binned.fillna(MISSING_GROUP).astype(str)
+    # categorical, so groups list in bin order (<25, 25-44, ...) rather than alphabetically
+    order = [*labels, OUTSIDE_BINS, MISSING_GROUP]
+    return pd.Categorical(binned.fillna(MISSING_GROUP).astype(str), categories=order)
 
 
 # ---------------------------------------------------------------- features

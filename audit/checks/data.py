@@ -6,6 +6,7 @@ These are measurements too, so a threshold can require, say, at least 1000 rows.
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 
 from audit.context import AuditContext
 from audit.results import Measurement
@@ -20,6 +21,10 @@ def run(ctx: AuditContext) -> list[Measurement]:
         out.append(Measurement("data", "class_share", count / n, n=int(count), params={"class": name}))
     for column in data.sensitive.columns:
         shares = data.sensitive[column].value_counts(sort=False)
-        for value, count in sorted(shares.items()):
+        if not isinstance(data.sensitive[column].dtype, pd.CategoricalDtype):
+            shares = shares.sort_index()
+        for value, count in shares.items():
+            if count == 0:
+                continue
             out.append(Measurement("data", "group_share", count / n, group={column: value}, n=int(count)))
     return out

@@ -56,7 +56,8 @@ def interval_bars(bars: list[Bar], *, title: str, axis: str, domain: tuple[float
         )
         if bar.low is not None and bar.high is not None:
             body.append(_whisker(x(bar.low), x(bar.high), y + row / 2 - 2))
-        body.append(f'<text x="{min(x(bar.value) + 4, width - right + 2):.1f}" y="{y + 14}">{_fmt(bar.value)}</text>')
+        end = max(x(bar.value), x(bar.high) if bar.high is not None else 0.0)
+        body.append(f'<text x="{min(end + 5, width - right + 2):.1f}" y="{y + 14}">{_fmt(bar.value)}</text>')
     return _svg(width, height, title, body)
 
 
