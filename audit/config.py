@@ -267,8 +267,20 @@ class PerformanceCheck(Strict):
     calibration_bins: int = Field(10, ge=2, le=100)
 
 
+class FairnessCheck(Strict):
+    enabled: bool = True
+    min_group_size: int = Field(30, ge=1, description="smaller groups are reported but marked insufficient")
+    intersections: Literal["none", "pairs", "all"] | list[list[str]] = Field(
+        "all", description="crosses of sensitive columns: none, pairs, all, or explicit lists of columns"
+    )
+    max_groups: int = Field(100, ge=2, description="refuse a sensitive column with more distinct values")
+    calibration_bins: int = Field(10, ge=2, le=100)
+    group_scores: bool = Field(True, description="per-group ROC-AUC and calibration error when scores exist")
+
+
 class Checks(Strict):
     performance: PerformanceCheck = PerformanceCheck()
+    fairness: FairnessCheck = FairnessCheck()
 
 
 class Statistics(Strict):
@@ -298,6 +310,19 @@ class AuditConfig(Strict):
         if self.model.kind != "predictions" and self.data.kind == "tabular":
             if self.data.features is None and self.data.features_file is None:
                 raise ValueError("data.features (or data.features_file) is required to build the model's input")
+        return self
+
+    @model_validator(mode="after")
+    def _check_intersections(self) -> "AuditConfig":
+        declared = [s.column for s in self.data.sensitive]
+        crosses = self.checks.fairness.intersections
+        for cross in crosses if isinstance(crosses, list) else []:
+            unknown = [c for c in cross if c not in declared]
+            if unknown or len(set(cross)) < 2:
+                raise ValueError(
+                    f"checks.fairness.intersections: {cross} must name two or more distinct sensitive "
+                    f"columns; declared: {declared}"
+                )
         return self
 
     @property

@@ -77,6 +77,11 @@ class AuditContext:
     data: AuditData
     predictions: Predictions
     model: "ModelAdapter | None" = None
+    warnings: list[str] = field(default_factory=list)
+
+    def warn(self, message: str) -> None:
+        """Record something the reader must know that does not stop the audit."""
+        self.warnings.append(message)
 
     @property
     def seed(self) -> int:

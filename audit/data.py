@@ -37,7 +37,7 @@ def load_data(config: AuditConfig) -> AuditData:
     spec = config.data
     if isinstance(spec, TabularData):
         return _load_tabular(spec, config)
-    return _load_images(spec, config.seed)
+    return _load_images(spec, config.seed, config.checks.fairness.max_groups)
 
 
 # ---------------------------------------------------------------- tabular
@@ -71,7 +71,7 @@ def _load_tabular(spec: TabularData, config: AuditConfig) -> AuditData:
         labels=labels,
         classes=tuple(str(c) for c in spec.label.classes),
         positive_index=spec.label.positive_index if len(spec.label.classes) == 2 else None,
-        sensitive=build_sensitive(frame, spec.sensitive),
+        sensitive=build_sensitive(frame, spec.sensitive, max_groups=config.checks.fairness.max_groups),
         features=tensor,
         columns=columns,
         frame=frame,
@@ -195,16 +195,39 @@ def category_codes(text: pd.Series, categories: list[str]) -> np.ndarray:
     return pd.Index(categories).get_indexer(text)
 
 
-def build_sensitive(frame: pd.DataFrame, specs: list[SensitiveSpec]) -> pd.DataFrame:
-    """One string column per sensitive attribute; missing values become their own group."""
+def build_sensitive(frame: pd.DataFrame, specs: list[SensitiveSpec], *, max_groups: int) -> pd.DataFrame:
+    """One string column per sensitive attribute; missing values become their own group.
+
+    A column with more than ``max_groups`` distinct values (an id, a raw age) is refused: its
+    groups would be too small to mean anything, and the report would grow without bound.
+    """
     columns = {}
     for spec in specs:
+        distinct = frame[spec.column].nunique(dropna=False)
+        if spec.bins is None and distinct > max_groups:
+            raise DataError(
+                f"sensitive column '{spec.column}' has {distinct} distinct values, more than the limit of {max_groups}",
+                hint="bin it (bins: [...]) or raise checks.fairness.max_groups",
+            )
         values = frame[spec.column]
         if spec.bins is not None:
             columns[spec.column] = _binned(values, spec)
         else:
             columns[spec.column] = as_strings(values).fillna(MISSING_GROUP)
+        _check_reference(columns[spec.column], spec)
     return pd.DataFrame(columns, index=pd.RangeIndex(len(frame)))
+
+
+def _check_reference(values: pd.Series, spec: SensitiveSpec) -> None:
+    if spec.reference is None:
+        return
+    present = sorted(set(values))
+    if spec.reference not in present:
+        shown = ", ".join(repr(v) for v in present[:10])
+        raise DataError(
+            f"reference group {spec.reference!r} not found in sensitive column '{spec.column}' (values: {shown})",
+            hint="set reference to one of the column's values",
+        )
 
 
 def _binned(values: pd.Series, spec: SensitiveSpec) -> pd.Series:
@@ -295,7 +318,7 @@ def _categorical(values: pd.Series, feature: CategoricalFeature) -> tuple[np.nda
 # ---------------------------------------------------------------- images
 
 
-def _load_images(spec: ImageData, seed: int) -> AuditData:
+def _load_images(spec: ImageData, seed: int, max_groups: int) -> AuditData:
     images, raw_labels = _read_arrays(spec)
     images = _to_nchw(images, spec.layout)
     if len(images) != len(raw_labels):
@@ -311,7 +334,7 @@ def _load_images(spec: ImageData, seed: int) -> AuditData:
         labels=labels,
         classes=tuple(str(c) for c in spec.label.classes),
         positive_index=spec.label.positive_index if len(spec.label.classes) == 2 else None,
-        sensitive=build_sensitive(metadata, spec.sensitive),
+        sensitive=build_sensitive(metadata, spec.sensitive, max_groups=max_groups),
         features=torch.from_numpy(np.ascontiguousarray(images)),
         frame=metadata,
         summary={

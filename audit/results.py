@@ -21,6 +21,9 @@ class Measurement:
     ``value`` is None when the metric is undefined (a zero denominator); ``note`` says why.
     ``group`` is None for overall values, else ``{column: value}`` (several keys for an
     intersection). ``params`` holds what the number depends on (class, epsilon, method).
+    ``status`` is None for an ordinary value, ``"undefined"`` when there is no value, and
+    ``"insufficient"`` when it rests on a group smaller than the spec's minimum group size
+    (a threshold over it is then inconclusive).
     """
 
     check: str
@@ -31,6 +34,7 @@ class Measurement:
     n: int | None = None
     params: dict[str, Any] = field(default_factory=dict)
     note: str | None = None
+    status: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -50,6 +54,7 @@ class Measurement:
             n=data.get("n"),
             params=data.get("params") or {},
             note=data.get("note"),
+            status=data.get("status"),
         )
 
 

@@ -42,6 +42,7 @@ def run_audit(config: AuditConfig, *, command: str | None = None) -> AuditResult
         data=_jsonable(ctx.data.summary),
         model=_describe_model(ctx),
         failures=tuple(failures),
+        warnings=tuple(ctx.warnings),
         checks_run=tuple(timings),
     )
 

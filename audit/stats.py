@@ -154,12 +154,11 @@ def _draw_cells(cell_counts: np.ndarray, total: int, size: int, rng: np.random.G
     if cell_counts.size * _ROWS_PER_CELL_FOR_MULTINOMIAL <= total:
         return rng.multinomial(total, cell_counts / total, size=size).astype(np.int64, copy=False)
     # Many cells: draw rows uniformly, each cell owning a contiguous run of `count` rows.
-    ends = np.cumsum(cell_counts) - 1
-    drawn = np.empty((size, cell_counts.size), dtype=np.int64)
-    for row in range(size):
-        per_row = np.bincount(rng.integers(0, total, size=total), minlength=total)
-        drawn[row] = per_row if cell_counts.size == total else _group_sums(per_row, ends)
-    return drawn
+    # One bincount over the whole chunk: row r's draws are offset by r * total.
+    drawn = rng.integers(0, total, size=(size, total))
+    drawn += (np.arange(size, dtype=np.int64) * total)[:, None]
+    per_row = np.bincount(drawn.ravel(), minlength=size * total).reshape(size, total)
+    return per_row if cell_counts.size == total else _group_sums(per_row, np.cumsum(cell_counts) - 1)
 
 
 def _weights(sample_weight: np.ndarray | None, n: int) -> np.ndarray:

@@ -27,9 +27,16 @@ def _performance(ctx: AuditContext) -> list[Measurement]:
     return performance.run(ctx)
 
 
+def _fairness(ctx: AuditContext) -> list[Measurement]:
+    from audit.checks import fairness
+
+    return fairness.run(ctx)
+
+
 CHECKS: dict[str, CheckFunction] = {
     "data": _data,
     "performance": _performance,
+    "fairness": _fairness,
 }
 
 

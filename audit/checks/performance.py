@@ -250,26 +250,41 @@ def _binary_score_measurements(
 def _binary_score_statistic(
     inputs: _Inputs, bins: int
 ) -> tuple[Callable[[np.ndarray], dict[str, np.ndarray]], np.ndarray, stats.Calibration | None]:
+    positive = (inputs.labels == inputs.positive_index).astype(np.int64)
+    confidence = losses = None
+    if inputs.probabilities is not None:
+        confidence = inputs.probabilities[:, inputs.positive_index]
+        losses = stats.log_loss_terms(inputs.labels, inputs.probabilities)
+    return binary_score_statistic(positive, inputs.scores, confidence, losses, bins)
+
+
+def binary_score_statistic(
+    positive: np.ndarray,
+    scores: np.ndarray,
+    confidence: np.ndarray | None,
+    losses: np.ndarray | None,
+    bins: int,
+) -> tuple[Callable[[np.ndarray], dict[str, np.ndarray]], np.ndarray, stats.Calibration | None]:
     """The vectorised statistic over distinct rows, their counts, and the calibration bins.
 
     Rows are grouped into distinct (score, label, probability, loss) rows sorted by
     decreasing score, and weighted by their counts: a decile score leaves a handful of rows
-    to resample, and the ranking needs no sort per bootstrap chunk.
+    to resample, and the ranking needs no sort per bootstrap chunk. The statistic gives
+    roc_auc and average_precision, and with probabilities (``confidence`` of the positive
+    class and per-row log ``losses``) log_loss and expected_calibration_error.
     """
-    positive = (inputs.labels == inputs.positive_index).astype(np.int64)
-    columns = [-inputs.scores, positive]
-    if inputs.probabilities is not None:
-        confidence = inputs.probabilities[:, inputs.positive_index]
-        columns += [confidence, stats.log_loss_terms(inputs.labels, inputs.probabilities)]
+    columns = [-scores, positive]
+    if confidence is not None:
+        columns += [confidence, losses]
     first, counts = stats.distinct_rows(columns)
-    ranked = stats.ranking(positive[first], inputs.scores[first])
-    calibration = stats.calibration(columns[2][first], positive[first], bins) if len(columns) > 2 else None
-    losses = columns[3][first] if len(columns) > 2 else None
+    ranked = stats.ranking(positive[first], scores[first])
+    calibration = stats.calibration(confidence[first], positive[first], bins) if confidence is not None else None
+    row_losses = losses[first] if losses is not None else None
 
     def statistic(weights: np.ndarray) -> dict[str, np.ndarray]:
         out = _ranking_metrics(ranked.table(weights))
         if calibration is not None:
-            out["log_loss"] = stats.weighted_mean(losses, weights)
+            out["log_loss"] = stats.weighted_mean(row_losses, weights)
             out["expected_calibration_error"] = calibration.expected_calibration_error(weights)
         return out
 

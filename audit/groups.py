@@ -1,0 +1,219 @@
+"""The fairness engine: per-group confusion counts in one pass, every rate derived from them.
+
+Rows are coded once by their combination of sensitive values (the *cells*: the finest cross
+of every sensitive column). One ``bincount`` over ``cell * C * C + label * C + decision``
+gives a ``(cells, C, C)`` confusion table; any grouping (one column, or a cross of several) is
+a sum of cells, and every count-based metric of every group follows from its table. Nothing
+is recomputed from rows, so 1M rows with hundreds of groups cost one pass.
+
+Bootstrap, stratified by cell: a replicate resamples each cell's rows with replacement, keeping
+its size. For a statistic that depends on the rows only through the cell's confusion counts,
+resampling ``n_g`` rows is exactly drawing those counts from Multinomial(n_g, p_g), where
+``p_g`` are the cell's observed (label, decision) proportions: each resampled row is an
+independent draw from the empirical distribution of the cell's rows, and only its
+(label, decision) pair is counted. So one multinomial draw per cell replaces copying the data,
+and a coarser group's replicate is the sum of its cells' replicates (stratifying by the finest
+cells keeps every coarser group's size fixed too).
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from audit import stats
+
+RATES = (
+    "base_rate", "selection_rate", "accuracy", "true_positive_rate", "false_positive_rate",
+    "false_negative_rate", "true_negative_rate", "positive_predictive_value",
+    "negative_predictive_value", "f1",
+)
+WHY_UNDEFINED = {
+    "true_positive_rate": "no actual positives in the group",
+    "false_negative_rate": "no actual positives in the group",
+    "false_positive_rate": "no actual negatives in the group",
+    "true_negative_rate": "no actual negatives in the group",
+    "positive_predictive_value": "no predicted positives in the group",
+    "negative_predictive_value": "no predicted negatives in the group",
+    "f1": "no positives in the group, actual or predicted",
+}
+
+
+@dataclass(frozen=True)
+class Cells:
+    """Rows coded by their combination of sensitive values."""
+
+    columns: tuple[str, ...]
+    codes: np.ndarray  # (n,) cell of each row
+    values: pd.DataFrame  # one row per cell: its value in each column
+    levels: dict[str, tuple[str, ...]]  # each column's values in display order (bin order when binned)
+
+    @property
+    def count(self) -> int:
+        return len(self.values)
+
+
+@dataclass(frozen=True)
+class Grouping:
+    """One way of grouping rows: a sensitive column, or a cross of several."""
+
+    columns: tuple[str, ...]
+    cell_to_group: np.ndarray  # (cells,) group index of each cell
+    labels: tuple[dict[str, str], ...]  # the group of each index, {column: value}
+
+    @property
+    def name(self) -> str:
+        return "+".join(self.columns)
+
+    @property
+    def size(self) -> int:
+        return len(self.labels)
+
+
+def code_cells(sensitive: pd.DataFrame) -> Cells:
+    """Code each row by its combination of sensitive values."""
+    columns = tuple(str(c) for c in sensitive.columns)
+    combined = np.zeros(len(sensitive), dtype=np.int64)
+    uniques = []
+    for column in columns:
+        codes, values = pd.factorize(sensitive[column], sort=True)
+        combined = combined * len(values) + codes
+        uniques.append(np.asarray(values, dtype=object))
+    observed, cell_codes = np.unique(combined, return_inverse=True)
+    digits = {}
+    for column, values in zip(reversed(columns), reversed(uniques)):
+        digits[column] = values[observed % len(values)].astype(str)
+        observed = observed // len(values)
+    return Cells(
+        columns,
+        cell_codes.astype(np.int64),
+        pd.DataFrame({c: digits[c] for c in columns}),
+        {c: tuple(str(v) for v in values) for c, values in zip(columns, uniques)},
+    )
+
+
+def groupings(cells: Cells, crosses: list[tuple[str, ...]]) -> list[Grouping]:
+    """Each sensitive column alone, then each requested cross of columns."""
+    chosen = [(c,) for c in cells.columns] + [tuple(c) for c in crosses]
+    out = []
+    for columns in chosen:
+        keys = cells.values[list(columns)].apply(tuple, axis=1)
+        order = sorted(set(keys), key=lambda key: _sort_key(cells, columns, key))
+        index = {key: i for i, key in enumerate(order)}
+        out.append(
+            Grouping(
+                columns=columns,
+                cell_to_group=np.array([index[k] for k in keys], dtype=np.int64),
+                labels=tuple(dict(zip(columns, key)) for key in order),
+            )
+        )
+    return out
+
+
+def _sort_key(cells: Cells, columns: tuple[str, ...], key: tuple[str, ...]) -> tuple:
+    return tuple(cells.levels[c].index(v) for c, v in zip(columns, key))
+
+
+def crosses(columns: tuple[str, ...], setting: str | list[list[str]]) -> list[tuple[str, ...]]:
+    if isinstance(setting, list):
+        return [tuple(c) for c in setting]
+    if setting == "none" or len(columns) < 2:
+        return []
+    largest = 2 if setting == "pairs" else len(columns)
+    return [combo for size in range(2, largest + 1) for combo in itertools.combinations(columns, size)]
+
+
+def cell_tables(cells: Cells, labels: np.ndarray, decisions: np.ndarray, n_classes: int) -> np.ndarray:
+    """(cells, C, C) confusion counts, rows true class, columns predicted: one bincount."""
+    square = n_classes * n_classes
+    flat = np.bincount(cells.codes * square + labels * n_classes + decisions, minlength=cells.count * square)
+    return flat.reshape(cells.count, n_classes, n_classes)
+
+
+def group_tables(tables: np.ndarray, grouping: Grouping) -> np.ndarray:
+    """Sum cell tables ``(..., cells, C, C)`` into group tables ``(..., groups, C, C)``."""
+    membership = np.zeros((len(grouping.cell_to_group), grouping.size))
+    membership[np.arange(len(grouping.cell_to_group)), grouping.cell_to_group] = 1.0
+    moved = np.moveaxis(tables, -3, -1).astype(np.float64)  # (..., C, C, cells)
+    return np.moveaxis(moved @ membership, -1, -3)
+
+
+def one_vs_rest(tables: np.ndarray) -> np.ndarray:
+    """(..., C, C) tables -> (..., C, 4) counts [TP, FP, FN, TN] with each class as positive."""
+    hits = np.diagonal(tables, axis1=-2, axis2=-1)
+    predicted = tables.sum(axis=-2)
+    actual = tables.sum(axis=-1)
+    total = actual.sum(axis=-1, keepdims=True)
+    return np.stack([hits, predicted - hits, actual - hits, total - predicted - actual + hits], axis=-1)
+
+
+def rates(counts: np.ndarray) -> dict[str, np.ndarray]:
+    """Every rate of ``(..., 4)`` counts [TP, FP, FN, TN]; NaN where a denominator is zero."""
+    tp, fp, fn, tn = (counts[..., i].astype(np.float64) for i in range(4))
+    n = tp + fp + fn + tn
+    return {
+        "base_rate": stats.divide(tp + fn, n),
+        "selection_rate": stats.divide(tp + fp, n),
+        "accuracy": stats.divide(tp + tn, n),
+        "true_positive_rate": stats.divide(tp, tp + fn),
+        "false_positive_rate": stats.divide(fp, fp + tn),
+        "false_negative_rate": stats.divide(fn, tp + fn),
+        "true_negative_rate": stats.divide(tn, fp + tn),
+        "positive_predictive_value": stats.divide(tp, tp + fp),
+        "negative_predictive_value": stats.divide(tn, tn + fn),
+        "f1": stats.divide(2 * tp, 2 * tp + fp + fn),
+    }
+
+
+def stratified_replicates(
+    tables: np.ndarray, replicates: int, rng: np.random.Generator, *, max_bytes: int = stats.MAX_CHUNK_BYTES
+) -> Iterator[np.ndarray]:
+    """Chunks of bootstrap replicates of cell tables, ``(b, cells, C, C)``, stratified by cell.
+
+    Each cell's counts are drawn from Multinomial(n_cell, observed proportions): exactly the
+    distribution of its confusion counts when its rows are resampled (module docstring).
+    """
+    cells = tables.shape[0]
+    flat = tables.reshape(cells, -1)
+    sizes = flat.sum(axis=1)
+    proportions = flat / np.maximum(sizes, 1)[:, None]
+    per_replicate = flat.size * 8
+    chunk = max(1, min(replicates, max_bytes // max(per_replicate, 1)))
+    done = 0
+    while done < replicates:
+        size = min(chunk, replicates - done)
+        draws = rng.multinomial(sizes, proportions, size=(size, cells))
+        yield draws.reshape(size, *tables.shape)
+        done += size
+
+
+# ---------------------------------------------------------------- disparities
+
+
+def extremes(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Max, min and their positions over the last axis, skipping NaN (undefined groups).
+
+    Returns NaN (and position -1) where fewer than one group is defined.
+    """
+    defined = ~np.isnan(values)
+    high_at = np.where(defined, values, -np.inf).argmax(axis=-1)
+    low_at = np.where(defined, values, np.inf).argmin(axis=-1)
+    high = np.take_along_axis(values, high_at[..., None], axis=-1)[..., 0]
+    low = np.take_along_axis(values, low_at[..., None], axis=-1)[..., 0]
+    some = defined.any(axis=-1)
+    return (
+        np.where(some, high, np.nan),
+        np.where(some, low, np.nan),
+        np.where(some, high_at, -1),
+        np.where(some, low_at, -1),
+    )
+
+
+def between_groups(values: np.ndarray) -> dict[str, np.ndarray]:
+    """fairlearn's ``between_groups`` difference (max - min) and ratio (min / max)."""
+    high, low, _, _ = extremes(values)
+    return {"difference": high - low, "ratio": stats.divide(low, high)}
