@@ -8,20 +8,30 @@ Exit codes: 0 the audit ran and every threshold passed (or none is set); 1 a thr
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import shlex
 import sys
 from pathlib import Path
 
-from audit import __version__
-from audit.config import json_schema, load_config
-from audit.errors import AuditError
+from audit import __version__, checks, compare, gate
+from audit.config import (
+    GateSettings,
+    RegressionFile,
+    Threshold,
+    json_schema,
+    load_config,
+    load_regressions,
+    load_thresholds,
+)
+from audit.errors import AuditError, ConfigError
 from audit.output import prepare_output_dir, write_files
-from audit.report import html
+from audit.report import comparison as comparison_report
+from audit.report import html, junit, markdown
 from audit.report.format import ci_text, number
 from audit.resources import bundled
-from audit.results import AuditResult
+from audit.results import AuditResult, read_result
 from audit.runner import run_audit
 
 EXIT_OK, EXIT_GATE_FAILED, EXIT_BAD_INPUT = 0, 1, 2
@@ -41,6 +51,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     validate = commands.add_parser("validate", help="check a spec without running it")
     validate.add_argument("spec", type=Path)
+
+    gate = commands.add_parser("gate", help="judge a stored result.json again, without recomputing")
+    gate.add_argument("result", type=Path, help="a result.json written by `rai-audit run`")
+    gate.add_argument("--thresholds", type=Path, help="YAML with 'thresholds' (and optionally 'gate'); default: the spec's")
+
+    compare = commands.add_parser("compare", help="compare two audits and gate on regressions")
+    compare.add_argument("baseline", type=Path, help="result folder (or result.json) of the baseline audit")
+    compare.add_argument("candidate", type=Path, help="result folder (or result.json) of the candidate audit")
+    compare.add_argument("--max-regression", action="append", default=[], metavar="METRIC=AMOUNT",
+                         help="how much METRIC may get worse (repeatable)")
+    compare.add_argument("--spec", type=Path, help="YAML with max_regression (an audit spec works)")
+    compare.add_argument("--decision", choices=("point", "interval"), help="default: the spec's gate.decision, else point")
+    compare.add_argument("--out", type=Path, help="folder for compare.json, compare.md, compare.html (default: the candidate's)")
 
     commands.add_parser("schema", help="print the spec's JSON Schema (for editors)")
 
@@ -84,13 +107,38 @@ def audit_to_folder(spec: Path, out: Path, *, quiet: bool) -> tuple[int, AuditRe
     config = load_config(spec)
     folder = prepare_output_dir(out)
     result = run_audit(config, command=" ".join(shlex.quote(a) for a in ["rai-audit", *sys.argv[1:]]))
-    files = {"result.json": result.to_json() + "\n", "report.html": html.render(result)}
+    files = {"result.json": result.to_json() + "\n", "report.html": html.render(result)} | _gate_files(result)
     write_files(folder, files)
+    _publish_step_summary(files["summary.md"])
     if not quiet:
         _print_summary(result, folder)
+    return _finish(result), result
+
+
+def _gate_files(result: AuditResult) -> dict[str, str]:
+    return {"junit.xml": junit.render(result), "summary.md": markdown.render(result)}
+
+
+def _publish_step_summary(summary: str) -> None:
+    """Append the summary to GitHub Actions' job summary when running there."""
+    target = os.environ.get("GITHUB_STEP_SUMMARY")
+    if target:
+        with open(target, "a", encoding="utf-8") as stream:
+            stream.write(summary + "\n")
+
+
+def _finish(result: AuditResult) -> int:
+    """Report check errors and failed thresholds on stderr; return the exit code."""
     for failure in result.failures:
         print(f"check error: {failure.check}: {failure.message}", file=sys.stderr)
-    return (EXIT_BAD_INPUT if result.failures else EXIT_OK), result
+    if result.failures:
+        return EXIT_BAD_INPUT
+    if result.gate is not None and not result.gate.passed:
+        for finding in result.findings:
+            if finding.verdict == "fail" or (finding.verdict == "inconclusive" and result.gate.inconclusive_policy == "fail"):
+                print(f"gate {finding.verdict}: {finding.threshold}: {finding.reason}", file=sys.stderr)
+        return EXIT_GATE_FAILED
+    return EXIT_OK
 
 
 def _print_summary(result: AuditResult, folder: Path) -> None:
@@ -99,13 +147,76 @@ def _print_summary(result: AuditResult, folder: Path) -> None:
         for m in result.select("performance", metric):
             if m.group is None and not m.params:
                 print(f"  {metric:<18} {number(m.value)}  95% CI {ci_text(m.ci)}")
-    print(f"  wrote {folder / 'result.json'} and {folder / 'report.html'}")
+    _print_findings(result)
+    print(f"  wrote result.json, report.html, junit.xml and summary.md to {folder}")
+
+
+def _print_findings(result: AuditResult) -> None:
+    for finding in result.findings:
+        print(f"  {finding.verdict.upper():<12} {finding.threshold}: {finding.reason}")
+    if result.gate is not None and result.findings:
+        print(f"  gate: {'PASSED' if result.gate.passed else 'FAILED'}")
 
 
 def _validate(args: argparse.Namespace) -> int:
     config = load_config(args.spec)
+    gate.check_metric_names(config.thresholds, checks.metrics())
     print(f"{args.spec}: valid ({config.data.kind} data, {config.model.kind} model)")
     return EXIT_OK
+
+
+def _gate(args: argparse.Namespace) -> int:
+    """Judge a stored result again; rewrite junit.xml and summary.md beside it."""
+    stored = read_result(args.result)
+    thresholds, settings = load_thresholds(args.thresholds) if args.thresholds else (
+        [Threshold.model_validate(t) for t in stored.thresholds],
+        GateSettings.model_validate(stored.gate_settings),
+    )
+    gate.check_metric_names(thresholds, checks.metrics())
+    findings, outcome = gate.judge(stored.measurements, thresholds, settings)
+    result = dataclasses.replace(stored, findings=findings, gate=outcome)
+    files = _gate_files(result)
+    write_files(args.result.parent, files)
+    _publish_step_summary(files["summary.md"])
+    _print_findings(result)
+    if not findings:
+        print("no thresholds to judge")
+    return _finish(result)
+
+
+def _compare(args: argparse.Namespace) -> int:
+    baseline, candidate = (read_result(_result_path(p)) for p in (args.baseline, args.candidate))
+    settings = load_regressions(args.spec) if args.spec else RegressionFile()
+    allowances = dict(settings.max_regression) | _allowance_flags(args.max_regression)
+    gate.check_metric_names([Threshold(metric=m, min=0.0) for m in allowances], checks.metrics(), label="max_regression")
+    comparison = compare.compare(baseline, candidate, max_regression=allowances,
+                                 decision=args.decision or settings.gate.decision)
+    folder = prepare_output_dir(args.out or _result_path(args.candidate).parent)
+    summary = comparison_report.markdown(comparison)
+    write_files(folder, {"compare.json": comparison.to_json() + "\n", "compare.md": summary,
+                         "compare.html": comparison_report.html(comparison)})
+    print(summary, end="")
+    for warning in comparison.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    return EXIT_GATE_FAILED if comparison.verdict == "fail" else EXIT_OK
+
+
+def _result_path(path: Path) -> Path:
+    return path / "result.json" if path.is_dir() else path
+
+
+def _allowance_flags(flags: list[str]) -> dict[str, float]:
+    allowances = {}
+    for flag in flags:
+        metric, sep, amount = flag.partition("=")
+        try:
+            value = float(amount)
+        except ValueError:
+            value = -1.0
+        if not sep or not metric or value < 0:
+            raise ConfigError(f"--max-regression {flag!r} must be METRIC=AMOUNT with AMOUNT >= 0, e.g. accuracy=0.01")
+        allowances[metric.strip()] = value
+    return allowances
 
 
 def _schema(args: argparse.Namespace) -> int:
@@ -127,4 +238,7 @@ def _demo(args: argparse.Namespace) -> int:
     return worst
 
 
-COMMANDS = {"run": _run, "validate": _validate, "schema": _schema, "init": _init, "demo": _demo}
+COMMANDS = {
+    "run": _run, "validate": _validate, "gate": _gate, "compare": _compare,
+    "schema": _schema, "init": _init, "demo": _demo,
+}

@@ -11,6 +11,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import importlib.metadata
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
@@ -283,6 +284,102 @@ class Checks(Strict):
     fairness: FairnessCheck = FairnessCheck()
 
 
+THRESHOLD_PATTERN = re.compile(
+    r"^\s*(?P<metric>[A-Za-z_][\w]*)\s*(?:\((?P<params>[^)]*)\))?\s*(?:\[(?P<group>[^\]]*)\])?"
+    r"\s*(?P<op>>=|<=)\s*(?P<bound>[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*$"
+)
+
+
+def _pairs(text: str | None, what: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for part in filter(None, (p.strip() for p in (text or "").split(","))):
+        key, sep, value = part.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"{what} must be written key=value; found {part!r}")
+        out[key.strip()] = value.strip().strip("'\"")
+    return out
+
+
+def _number_or_text(value: str) -> float | str:
+    try:
+        return float(value)
+    except ValueError:
+        return value
+
+
+def parse_threshold(text: str) -> dict[str, Any]:
+    """``"metric(param=v)[column=value] >= 0.8"`` as the mapping form of a threshold."""
+    match = THRESHOLD_PATTERN.match(text)
+    if not match:
+        raise ValueError(
+            f"cannot read threshold {text!r}; write it as 'metric >= number' or 'metric <= number', "
+            "optionally with (param=value) and [column=value], e.g. 'robust_accuracy(eps=0.05) >= 0.5'"
+        )
+    out: dict[str, Any] = {"metric": match["metric"], "min" if match["op"] == ">=" else "max": float(match["bound"])}
+    if match["params"]:
+        out["params"] = {k: _number_or_text(v) for k, v in _pairs(match["params"], "threshold parameters").items()}
+    if match["group"]:
+        out["group"] = _pairs(match["group"], "threshold group")
+    return out
+
+
+class Threshold(Strict):
+    """A bound on a measurement: ``min`` and/or ``max``, judged at level fail or warn."""
+
+    metric: str
+    min: float | None = None
+    max: float | None = None
+    check: str | None = Field(None, description="only measurements of this check")
+    group: dict[str, str] | Literal["each"] | None = Field(
+        None, description="one group ({column: value}), 'each' for every group; default: the overall value"
+    )
+    params: dict[str, Union[float, str]] = Field(default_factory=dict, description="measurement params that must match")
+    level: Literal["fail", "warn"] = "fail"
+    decision: Literal["point", "interval"] | None = Field(None, description="default: gate.decision")
+    name: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_text(cls, value: Any) -> Any:
+        return parse_threshold(value) if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _check_bounds(self) -> "Threshold":
+        if self.min is None and self.max is None:
+            raise ValueError(f"threshold on {self.metric!r} needs min or max")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"threshold on {self.metric!r} has min {self.min} above max {self.max}")
+        return self
+
+    @property
+    def text(self) -> str:
+        if self.name:
+            return self.name
+        label = self.metric
+        if self.params:
+            label += "(" + ", ".join(f"{k}={_plain(v)}" for k, v in self.params.items()) + ")"
+        if isinstance(self.group, dict):
+            label += "[" + ", ".join(f"{k}={v}" for k, v in self.group.items()) + "]"
+        elif self.group == "each":
+            label += "[each group]"
+        bounds = [f">= {_plain(self.min)}"] if self.min is not None else []
+        bounds += [f"<= {_plain(self.max)}"] if self.max is not None else []
+        return f"{label} {' and '.join(bounds)}"
+
+
+def _plain(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+class GateSettings(Strict):
+    decision: Literal["point", "interval"] = Field(
+        "point", description="point: judge the value; interval: pass only if the whole CI passes"
+    )
+    inconclusive: Literal["fail", "warn", "pass"] = Field(
+        "fail", description="what an inconclusive verdict does to the gate"
+    )
+
+
 class Statistics(Strict):
     bootstrap: int = Field(1000, ge=0, description="bootstrap replicates for intervals; 0 for none")
     ci_level: float = Field(0.95, gt=0, lt=1)
@@ -299,6 +396,11 @@ class AuditConfig(Strict):
     model: ModelSpec
     checks: Checks = Checks()
     statistics: Statistics = Statistics()
+    thresholds: list[Threshold] = Field(default_factory=list)
+    gate: GateSettings = GateSettings()
+    max_regression: dict[str, Annotated[float, Field(ge=0)]] = Field(
+        default_factory=dict, description="for `rai-audit compare`: how much each metric may get worse"
+    )
 
     _source: Path | None = PrivateAttr(None)
     _source_sha256: str | None = PrivateAttr(None)
@@ -390,6 +492,46 @@ def load_features_file(path: Path) -> list[NumericFeature | CategoricalFeature]:
         return list(FeaturesFile.model_validate(raw).features)
     except ValidationError as exc:
         raise ConfigError(f"{path}: " + describe_validation_error(exc, raw, root=FeaturesFile)) from None
+
+
+class ThresholdsFile(Strict):
+    """A file of thresholds for `rai-audit gate --thresholds`."""
+
+    thresholds: list[Threshold] = Field(min_length=1)
+    gate: GateSettings = GateSettings()
+
+
+class RegressionFile(BaseModel):
+    """The parts of a YAML file (an audit spec, or a file of its own) that `compare` reads."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+    max_regression: dict[str, Annotated[float, Field(ge=0)]] = Field(default_factory=dict)
+    gate: GateSettings = GateSettings()
+
+
+def load_regressions(path: Path) -> RegressionFile:
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror or exc}") from None
+    raw = parse_yaml(text, Path(path))
+    try:
+        return RegressionFile.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(f"{path}: " + describe_validation_error(exc, raw, root=RegressionFile)) from None
+
+
+def load_thresholds(path: Path) -> tuple[list[Threshold], GateSettings]:
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read thresholds file {path}: {exc.strerror or exc}") from None
+    raw = parse_yaml(text, Path(path))
+    try:
+        parsed = ThresholdsFile.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(f"{path}: " + describe_validation_error(exc, raw, root=ThresholdsFile)) from None
+    return list(parsed.thresholds), parsed.gate
 
 
 def describe_validation_error(exc: ValidationError, raw: Any, root: type[BaseModel] = AuditConfig) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -78,6 +79,10 @@ class AuditResult:
     failures: tuple[CheckFailure, ...] = ()
     warnings: tuple[str, ...] = ()
     checks_run: tuple[str, ...] = ()
+    findings: tuple[Any, ...] = ()  # audit.gate.Finding, one per threshold
+    gate: Any = None  # audit.gate.GateOutcome, None before judging
+    thresholds: tuple[dict[str, Any], ...] = ()  # the spec's thresholds, so `gate` can re-judge
+    gate_settings: dict[str, Any] = field(default_factory=dict)
     schema_version: str = SCHEMA_VERSION
 
     def select(self, check: str | None = None, metric: str | None = None) -> list[Measurement]:
@@ -96,6 +101,10 @@ class AuditResult:
             "data": self.data,
             "model": self.model,
             "checks_run": list(self.checks_run),
+            "gate": None if self.gate is None else self.gate.to_dict(),
+            "findings": [f.to_dict() for f in self.findings],
+            "thresholds": list(self.thresholds),
+            "gate_settings": self.gate_settings,
             "failures": [asdict(f) for f in self.failures],
             "warnings": list(self.warnings),
             "measurements": [m.to_dict() for m in self.measurements],
@@ -106,7 +115,14 @@ class AuditResult:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "AuditResult":
+        from audit.gate import Finding, GateOutcome
+
+        gate = data.get("gate")
         return cls(
+            findings=tuple(Finding.from_dict(f) for f in data.get("findings", [])),
+            gate=None if gate is None else GateOutcome(**gate),
+            thresholds=tuple(data.get("thresholds", [])),
+            gate_settings=data.get("gate_settings", {}),
             name=data["name"],
             measurements=tuple(Measurement.from_dict(m) for m in data["measurements"]),
             provenance=data["provenance"],
@@ -133,3 +149,27 @@ def _json_default(value: Any) -> Any:
     if hasattr(value, "item"):
         return value.item()
     raise TypeError(f"cannot write {type(value).__name__} to JSON")
+
+
+def read_result(path: str | Path) -> AuditResult:
+    """Read a result.json, refusing one of another schema version or that is not a result."""
+    from audit.errors import ConfigError
+
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"result file not found: {path}", hint="give the result.json written by `rai-audit run`") from None
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"cannot read {path} as JSON: {exc}") from None
+    if not isinstance(data, dict) or "measurements" not in data or "schema_version" not in data:
+        raise ConfigError(f"{path} is not a rai-audit result.json", hint="give the result.json written by `rai-audit run`")
+    if data["schema_version"] != SCHEMA_VERSION:
+        raise ConfigError(
+            f"{path} has schema version {data['schema_version']}; this rai-audit reads {SCHEMA_VERSION}",
+            hint="re-run the audit with this version",
+        )
+    try:
+        return AuditResult.from_dict(data)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ConfigError(f"{path} is not a valid result.json: {type(exc).__name__}: {exc}") from None

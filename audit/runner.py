@@ -7,7 +7,7 @@ import time
 import numpy as np
 import torch
 
-from audit import checks, provenance
+from audit import checks, gate, provenance
 from audit.config import AuditConfig
 from audit.context import AuditContext
 from audit.data import load_data
@@ -28,9 +28,11 @@ def run_audit(config: AuditConfig, *, command: str | None = None) -> AuditResult
     0.85...
     """
     started = provenance.now()
+    gate.check_metric_names(config.thresholds, checks.metrics())
     torch.manual_seed(config.seed)
     ctx = build_context(config)
     measurements, failures, timings = _run_checks(ctx)
+    findings, outcome = gate.judge(tuple(measurements), config.thresholds, config.gate)
     device = str(ctx.model.device) if ctx.model else "none (predictions)"
     return AuditResult(
         name=config.name,
@@ -44,6 +46,10 @@ def run_audit(config: AuditConfig, *, command: str | None = None) -> AuditResult
         failures=tuple(failures),
         warnings=tuple(ctx.warnings),
         checks_run=tuple(timings),
+        findings=findings,
+        gate=outcome,
+        thresholds=tuple(t.model_dump(mode="json", exclude_defaults=True) for t in config.thresholds),
+        gate_settings=config.gate.model_dump(mode="json"),
     )
 
 

@@ -1,47 +1,40 @@
 """The registry of checks. Each check measures (returns Measurements) and never judges.
 
-A check is a function ``run(ctx: AuditContext) -> list[Measurement]``. The order here is the
-order of the report's sections.
+A check is a module with ``run(ctx: AuditContext) -> list[Measurement]`` and ``METRICS``, the
+names it can emit (thresholds naming anything else are refused before the audit runs). The
+order here is the order of the report's sections.
 """
 
 from __future__ import annotations
 
 from typing import Callable
 
+from audit.checks import data, fairness, performance
 from audit.context import AuditContext
 from audit.errors import ConfigError
 from audit.results import Measurement
 
 CheckFunction = Callable[[AuditContext], list[Measurement]]
 
-
-def _data(ctx: AuditContext) -> list[Measurement]:
-    from audit.checks import data
-
-    return data.run(ctx)
-
-
-def _performance(ctx: AuditContext) -> list[Measurement]:
-    from audit.checks import performance
-
-    return performance.run(ctx)
-
-
-def _fairness(ctx: AuditContext) -> list[Measurement]:
-    from audit.checks import fairness
-
-    return fairness.run(ctx)
-
-
 CHECKS: dict[str, CheckFunction] = {
-    "data": _data,
-    "performance": _performance,
-    "fairness": _fairness,
+    "data": data.run,
+    "performance": performance.run,
+    "fairness": fairness.run,
+}
+
+METRICS: dict[str, tuple[str, ...]] = {
+    "data": data.METRICS,
+    "performance": performance.METRICS,
+    "fairness": fairness.METRICS,
 }
 
 
 def names() -> list[str]:
     return list(CHECKS)
+
+
+def metrics() -> dict[str, set[str]]:
+    return {name: set(METRICS.get(name, ())) for name in CHECKS}
 
 
 def get(name: str) -> CheckFunction:

@@ -11,6 +11,8 @@ import pandas as pd
 from audit.context import AuditContext
 from audit.results import Measurement
 
+METRICS = ("row_count", "class_share", "group_share")
+
 
 def run(ctx: AuditContext) -> list[Measurement]:
     data = ctx.data

@@ -38,6 +38,11 @@ DISPARITIES = {
     "false_negative_rate": ("false_negative_rate",),
 }
 
+METRICS = (
+    "count", *RATES, "roc_auc", "expected_calibration_error",
+    *(f"{name}_{kind}" for name in DISPARITIES for kind in ("difference", "ratio")),
+)
+
 
 def disparity_statistics(counts: np.ndarray, reference: int | None) -> dict[str, np.ndarray]:
     """Group rates and every disparity of ``(..., groups, targets, 4)`` counts.
@@ -277,7 +282,7 @@ def _score_measurement(metric, point, replicates, label, size, positive, setting
     value = float(point[metric])
     if metric == "roc_auc" and (positive.min() == positive.max()):
         return Measurement(CHECK, metric, None, group=label, n=size, note="undefined: only one class in the group", status="undefined")
-    low, high = stats.percentile_interval(replicates[metric], setting.level)
+    low, high = stats.percentile_interval(replicates[metric], setting.level) if metric in replicates else (np.nan, np.nan)
     small = size < setting.min_group_size
     return Measurement(
         CHECK, metric, value, group=label, ci=None if np.isnan(low) else (low, high), n=size,

@@ -28,6 +28,12 @@ if TYPE_CHECKING:
     from audit.context import AuditContext
 
 CHECK = "performance"
+METRICS = (
+    "accuracy", "balanced_accuracy", "precision", "recall", "f1",
+    "precision_macro", "recall_macro", "f1_macro", "precision_weighted", "recall_weighted", "f1_weighted",
+    "roc_auc", "average_precision", "log_loss", "expected_calibration_error", "calibration_bin",
+    "confusion_matrix",
+)
 
 # The per-class confusion-matrix metrics and why each one can be undefined.
 _UNDEFINED_PER_CLASS = {
