@@ -197,14 +197,15 @@ def stratified_replicates(
 def extremes(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Max, min and their positions over the last axis, skipping NaN (undefined groups).
 
-    Returns NaN (and position -1) where fewer than one group is defined.
+    Returns NaN (and position -1) where fewer than two groups are defined: a disparity needs
+    two groups to compare, and a single group would read as "no disparity".
     """
     defined = ~np.isnan(values)
     high_at = np.where(defined, values, -np.inf).argmax(axis=-1)
     low_at = np.where(defined, values, np.inf).argmin(axis=-1)
     high = np.take_along_axis(values, high_at[..., None], axis=-1)[..., 0]
     low = np.take_along_axis(values, low_at[..., None], axis=-1)[..., 0]
-    some = defined.any(axis=-1)
+    some = defined.sum(axis=-1) >= 2
     return (
         np.where(some, high, np.nan),
         np.where(some, low, np.nan),
