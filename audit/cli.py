@@ -161,6 +161,7 @@ def _print_findings(result: AuditResult) -> None:
 def _validate(args: argparse.Namespace) -> int:
     config = load_config(args.spec)
     gate.check_metric_names(config.thresholds, checks.metrics())
+    checks.validate(config)
     print(f"{args.spec}: valid ({config.data.kind} data, {config.model.kind} model)")
     return EXIT_OK
 

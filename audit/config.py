@@ -279,9 +279,69 @@ class FairnessCheck(Strict):
     group_scores: bool = Field(True, description="per-group ROC-AUC and calibration error when scores exist")
 
 
+class LocalExplanations(Strict):
+    """Which rows get a local explanation (a waterfall chart, or a heatmap for images)."""
+
+    worst_errors: int = Field(3, ge=0, description="the most confidently wrong predictions")
+    least_certain: int = Field(3, ge=0, description="predictions closest to the decision boundary")
+    ids: list[int] = Field(default_factory=list, description="row positions (after filter and sampling)")
+
+
+class ExplanationsCheck(Strict):
+    enabled: bool = True
+    methods: list[str] | None = Field(
+        None, description="attribution methods by name; default: chosen for the model (gradients or black box)"
+    )
+    rows: int = Field(500, ge=1, description="rows explained for global and per-group importance (seeded sample)")
+    costly_rows: int = Field(100, ge=1, description="row cap for KernelSHAP, LIME and exact Shapley values")
+    baseline: Literal["mean", "zeros", "median"] = Field("mean", description="reference input for IG, DeepLift, SHAP")
+    steps: int = Field(50, ge=2, description="Integrated Gradients steps")
+    target: Literal["predicted", "positive", "label"] = Field(
+        "predicted", description="class explained: the predicted one, the positive class, or the true label"
+    )
+    local: LocalExplanations = LocalExplanations()
+    trust: bool = Field(True, description="completeness, infidelity, sensitivity and agreement between methods")
+    randomization_check: bool = Field(False, description="re-initialise the weights: attributions must change")
+    memory_mb: int = Field(512, ge=16, description="memory budget that sets internal batch sizes")
+
+
+class RobustnessCheck(Strict):
+    enabled: bool = True
+    attacks: list[str] = Field(default_factory=lambda: ["FGSM", "PGD"], min_length=1)
+    epsilons: list[float] | None = Field(
+        None, description="perturbation sizes, in input units (tabular: per-feature standard deviations)"
+    )
+    norm: Literal["Linf", "L2"] = "Linf"
+    steps: int = Field(10, ge=1, description="iterations of iterative attacks")
+    step_size: float | None = Field(None, gt=0, description="default: 2.5 * epsilon / steps")
+    rows: int = Field(500, ge=1, description="rows attacked (seeded sample)")
+    immutable: list[str] = Field(
+        default_factory=list, description="source columns never perturbed (sensitive columns and age always are)"
+    )
+    bounds: dict[str, tuple[float, float]] = Field(
+        default_factory=dict, description="per-feature [low, high] in data units; default: the data's range"
+    )
+    examples: int = Field(3, ge=0, description="adversarial examples shown in the report")
+
+    @model_validator(mode="after")
+    def _check_epsilons(self) -> "RobustnessCheck":
+        if self.epsilons is not None:
+            if not self.epsilons:
+                raise ValueError("epsilons is empty; give at least one perturbation size, e.g. [0, 0.05, 0.1]")
+            negative = [e for e in self.epsilons if e < 0]
+            if negative:
+                raise ValueError(f"epsilons must be >= 0; found {negative}")
+        for name, (low, high) in self.bounds.items():
+            if not low < high:
+                raise ValueError(f"bounds for {name!r} must be [low, high] with low < high; found [{low}, {high}]")
+        return self
+
+
 class Checks(Strict):
     performance: PerformanceCheck = PerformanceCheck()
     fairness: FairnessCheck = FairnessCheck()
+    explanations: ExplanationsCheck = ExplanationsCheck()
+    robustness: RobustnessCheck = RobustnessCheck()
 
 
 THRESHOLD_PATTERN = re.compile(

@@ -29,8 +29,10 @@ def run_audit(config: AuditConfig, *, command: str | None = None) -> AuditResult
     """
     started = provenance.now()
     gate.check_metric_names(config.thresholds, checks.metrics())
+    checks.validate(config)
     torch.manual_seed(config.seed)
     ctx = build_context(config)
+    checks.prepare(ctx)
     measurements, failures, timings = _run_checks(ctx)
     findings, outcome = gate.judge(tuple(measurements), config.thresholds, config.gate)
     device = str(ctx.model.device) if ctx.model else "none (predictions)"

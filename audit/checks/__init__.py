@@ -1,8 +1,11 @@
 """The registry of checks. Each check measures (returns Measurements) and never judges.
 
 A check is a module with ``run(ctx: AuditContext) -> list[Measurement]`` and ``METRICS``, the
-names it can emit (thresholds naming anything else are refused before the audit runs). The
-order here is the order of the report's sections.
+names it can emit (thresholds naming anything else are refused before the audit runs), and
+optionally ``validate(config)`` and ``prepare(ctx)``: input checks that raise an AuditError
+before any check runs (an unknown method name; a gradient method on a black-box model), so bad
+input ends with exit code 2 and no files rather than a half-run audit. The order here is the
+order of the report's sections.
 """
 
 from __future__ import annotations
@@ -27,6 +30,26 @@ METRICS: dict[str, tuple[str, ...]] = {
     "performance": performance.METRICS,
     "fairness": fairness.METRICS,
 }
+
+
+PREFLIGHT: dict[str, tuple[Callable | None, Callable | None]] = {}
+"""check name -> (validate(config), prepare(ctx)); filled by checks that have input rules."""
+
+
+def validate(config) -> None:
+    """Static input rules of every enabled check, before anything is loaded."""
+    for name, (rule, _) in PREFLIGHT.items():
+        section = getattr(config.checks, name, None)
+        if rule is not None and (section is None or section.enabled):
+            rule(config)
+
+
+def prepare(ctx: AuditContext) -> None:
+    """Input rules that need the loaded data and model, before any check runs."""
+    for name in enabled(ctx):
+        _, rule = PREFLIGHT.get(name, (None, None))
+        if rule is not None:
+            rule(ctx)
 
 
 def names() -> list[str]:
