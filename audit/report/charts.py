@@ -135,3 +135,61 @@ def reliability_diagram(points: list[tuple[float, float, int]], *, title: str, x
         f'text-anchor="middle">observed frequency</text>'
     )
     return _svg(width, height + 20, title, body)
+
+
+@dataclass(frozen=True)
+class StatusBar:
+    """A bar that may have no value (``status="undefined"``) or rest on a small group
+    (``status="insufficient"``): drawn pale, or as the word "undefined", never as a zero."""
+
+    label: str
+    value: float | None
+    low: float | None = None
+    high: float | None = None
+    status: str | None = None
+
+
+def ratio_bars(
+    bars: list[StatusBar], *, title: str, axis: str, line: float, line_label: str,
+    domain: tuple[float, float] = (0.0, 1.0),
+) -> Markup:
+    """Horizontal bars with interval whiskers and a marked reference line (a rule of thumb).
+
+    Insufficient bars are pale and say so; undefined ones are written out, so a missing value
+    never reads as a zero.
+    """
+    left, right, row, top = 190, 90, 26, 34
+    width, height = 660, top + row * len(bars) + 34
+    span = domain[1] - domain[0] or 1.0
+
+    def x(value: float) -> float:
+        clipped = min(max(value, domain[0]), domain[1])
+        return left + (clipped - domain[0]) / span * (width - left - right)
+
+    body = _x_axis(x, domain, top=top - 4, bottom=height - 34, label=axis, width=width)
+    body.append(
+        f'<line x1="{x(line):.1f}" x2="{x(line):.1f}" y1="{top - 10}" y2="{height - 34}" '
+        f'stroke="{PALETTE[3]}" stroke-width="2" stroke-dasharray="5 3"/>'
+        f'<text x="{x(line):.1f}" y="{top - 14}" text-anchor="middle" style="fill:{PALETTE[3]}">{escape(line_label)}</text>'
+    )
+    for index, bar in enumerate(bars):
+        body += _status_bar(bar, x, top + index * row, row, left, width - right)
+    return _svg(width, height, title, body)
+
+
+def _status_bar(bar: StatusBar, x, y: float, row: int, left: int, end_of_plot: float) -> list[str]:
+    out = [f'<text x="{left - 6}" y="{y + 14}" text-anchor="end">{escape(bar.label)}</text>']
+    if bar.value is None:
+        out.append(f'<text x="{left + 4}" y="{y + 14}" font-style="italic">undefined</text>')
+        return out
+    pale = bar.status == "insufficient"
+    out.append(
+        f'<rect x="{left}" y="{y + 3}" width="{x(bar.value) - left:.1f}" height="{row - 10}" fill="{PALETTE[0]}"'
+        + (f' fill-opacity="0.3" stroke="{PALETTE[0]}" stroke-dasharray="3 2"/>' if pale else "/>")
+    )
+    if bar.low is not None and bar.high is not None:
+        out.append(_whisker(x(bar.low), x(bar.high), y + row / 2 - 2))
+    end = max(x(bar.value), x(bar.high) if bar.high is not None else 0.0)
+    text = _fmt(bar.value) + (" insufficient" if pale else "")
+    out.append(f'<text x="{min(end + 5, end_of_plot + 4):.1f}" y="{y + 14}">{escape(text)}</text>')
+    return out

@@ -12,6 +12,7 @@ from typing import Any
 import jinja2
 
 from audit.report import charts
+from audit.report.fairness_view import fairness_view
 from audit.report.format import ci_text, number, percent
 from audit.resources import bundled
 from audit.results import AuditResult, Measurement
@@ -34,6 +35,27 @@ GLOSSARY = {
     "expected_calibration_error": "Average gap between predicted probability and observed frequency; 0 is perfectly calibrated.",
     "confidence interval": "Range that would contain the value in 95% of repeated samples (bootstrap, by default).",
     "macro / weighted": "Macro averages classes equally; weighted averages them by how often each class occurs.",
+    "selection rate": "Share of a group that the model predicts positive (assigns the positive class).",
+    "base rate": "Share of a group that is truly positive in the data, whatever the model predicts.",
+    "true positive rate (TPR)": "Of a group's truly positive examples, the share the model predicts positive (recall within the group).",
+    "false positive rate (FPR)": "Of a group's truly negative examples, the share the model wrongly predicts positive.",
+    "false negative rate (FNR)": "Of a group's truly positive examples, the share the model misses; 1 minus the TPR.",
+    "positive predictive value (PPV)": "Of a group's examples predicted positive, the share that truly are (precision within the group).",
+    "negative predictive value (NPV)": "Of a group's examples predicted negative, the share that truly are.",
+    "demographic parity": "Every group receives positive predictions at the same rate (equal selection rates), whatever its true outcomes.",
+    "equalized odds": "Every group has the same true positive rate and the same false positive rate; the worse of the two gaps is reported.",
+    "equal opportunity": "Every group has the same true positive rate: truly positive examples are found equally often in each group.",
+    "predictive parity": "A positive prediction is equally reliable in every group (equal positive predictive value).",
+    "disparity difference / ratio": "Difference: highest group's rate minus lowest's (0 is equal). Ratio: lowest divided by highest (1 is equal).",
+    "disparate impact / four-fifths rule": "The ratio of the lowest group's selection rate to the highest's; below 0.8 is a common rule of thumb "
+    "(from US employment guidance) for a closer look, not a verdict.",
+    "reference group": "The group named in the spec that the others are compared to, for example race=White; a ratio of 2 means "
+    "twice the reference group's rate.",
+    "intersection": "A group defined by several sensitive attributes at once, such as sex=Female, race=Black.",
+    "insufficient group": "A group with fewer rows than the spec's minimum group size: its numbers are shown, but they are too "
+    "uncertain to judge, and so is any disparity resting on it.",
+    "undefined rate": "A rate whose denominator is zero in a group, for example a true positive rate in a group with no actual "
+    "positives; shown as 'undefined', never as 0.",
 }
 
 
@@ -63,6 +85,7 @@ def build_view(result: AuditResult) -> dict[str, Any]:
         "headline": [m for name in HEADLINE for m in _overall(result, name)],
         "data": _data_view(result),
         "performance": _performance_view(result),
+        "fairness": fairness_view(result),
         "provenance": result.provenance,
         "glossary": GLOSSARY,
     }
