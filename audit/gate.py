@@ -136,13 +136,18 @@ def _params_match(wanted: dict[str, Any], actual: dict[str, Any]) -> bool:
     for key, value in wanted.items():
         if key not in actual:
             return False
-        found = actual[key]
-        if isinstance(value, float) and isinstance(found, (int, float)):
-            if abs(float(found) - value) > 1e-9 * max(1.0, abs(value)):
-                return False
-        elif str(found) != str(value):
+        if not _same(value, actual[key]):
             return False
     return True
+
+
+def _same(wanted: Any, found: Any) -> bool:
+    """Equal as numbers when both read as numbers (class=1 matches "1"), else as text."""
+    try:
+        wanted_number, found_number = float(wanted), float(found)
+    except (TypeError, ValueError):
+        return str(found) == str(wanted)
+    return abs(found_number - wanted_number) <= 1e-9 * max(1.0, abs(wanted_number))
 
 
 def _judge_measurement(m: Measurement, threshold: Threshold, decision: str) -> Match:

@@ -151,22 +151,27 @@ def one_vs_rest(tables: np.ndarray) -> np.ndarray:
     return np.stack([hits, predicted - hits, actual - hits, total - predicted - actual + hits], axis=-1)
 
 
-def rates(counts: np.ndarray) -> dict[str, np.ndarray]:
-    """Every rate of ``(..., 4)`` counts [TP, FP, FN, TN]; NaN where a denominator is zero."""
+def rate_parts(counts: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Numerator and denominator of every rate of ``(..., 4)`` counts [TP, FP, FN, TN]."""
     tp, fp, fn, tn = (counts[..., i].astype(np.float64) for i in range(4))
     n = tp + fp + fn + tn
     return {
-        "base_rate": stats.divide(tp + fn, n),
-        "selection_rate": stats.divide(tp + fp, n),
-        "accuracy": stats.divide(tp + tn, n),
-        "true_positive_rate": stats.divide(tp, tp + fn),
-        "false_positive_rate": stats.divide(fp, fp + tn),
-        "false_negative_rate": stats.divide(fn, tp + fn),
-        "true_negative_rate": stats.divide(tn, fp + tn),
-        "positive_predictive_value": stats.divide(tp, tp + fp),
-        "negative_predictive_value": stats.divide(tn, tn + fn),
-        "f1": stats.divide(2 * tp, 2 * tp + fp + fn),
+        "base_rate": (tp + fn, n),
+        "selection_rate": (tp + fp, n),
+        "accuracy": (tp + tn, n),
+        "true_positive_rate": (tp, tp + fn),
+        "false_positive_rate": (fp, fp + tn),
+        "false_negative_rate": (fn, tp + fn),
+        "true_negative_rate": (tn, fp + tn),
+        "positive_predictive_value": (tp, tp + fp),
+        "negative_predictive_value": (tn, tn + fn),
+        "f1": (2 * tp, 2 * tp + fp + fn),
     }
+
+
+def rates(counts: np.ndarray) -> dict[str, np.ndarray]:
+    """Every rate of ``(..., 4)`` counts [TP, FP, FN, TN]; NaN where a denominator is zero."""
+    return {name: stats.divide(top, bottom) for name, (top, bottom) in rate_parts(counts).items()}
 
 
 def stratified_replicates(

@@ -389,8 +389,11 @@ def test_a_disparity_with_no_defined_group_is_undefined():
         m = between(out, "equal_opportunity", kind, "sex")
         assert m.value is None and m.status == "undefined" and m.ci is None
         assert "fewer than two groups" in m.note and "true_positive_rate" in m.note
-        # equalized odds still has FPR in every group
-        assert between(out, "equalized_odds", kind, "sex").value is not None
+        # equalized odds needs both of its rates: with TPR undefined it is undefined too,
+        # rather than quietly falling back to FPR alone
+        odds = between(out, "equalized_odds", kind, "sex")
+        assert odds.value is None and odds.status == "undefined" and "true_positive_rate" in odds.note
+        assert between(out, "false_positive_rate", kind, "sex").value is not None
 
 
 # ---------------------------------------------------------------- 4. reference group
@@ -584,3 +587,23 @@ def test_every_row_in_one_group_is_a_warning_and_its_disparities_are_undefined(p
     # the other column still compares its groups
     age = [m for m in fairness_results if m["group"] is None and m["params"]["sensitive"] == "age"]
     assert age and all(m["value"] is not None for m in age if m["metric"] == "demographic_parity_difference")
+
+
+def test_a_rate_of_zero_gets_the_exact_binomial_interval():
+    """A 0 rate never varies under resampling; its interval is Clopper-Pearson's, from scipy."""
+    from scipy.stats import beta
+
+    rng = np.random.default_rng(11)
+    n = 400
+    sensitive = pd.DataFrame({"sex": rng.choice(["F", "M"], n)})
+    labels = rng.integers(0, 2, n)
+    decisions = np.where(sensitive.sex.to_numpy() == "F", labels, rng.integers(0, 2, n))  # no false positives for F
+    out = fairness.run(make_context(sensitive, labels, decisions, bootstrap=200))
+    fpr = next(m for m in out if m.metric == "false_positive_rate" and m.group == {"sex": "F"})
+    negatives = int(((sensitive.sex == "F") & (labels == 0)).sum())
+    assert fpr.value == 0.0
+    assert fpr.ci[0] == 0.0
+    assert fpr.ci[1] == pytest.approx(beta.ppf(0.975, 1, negatives), rel=1e-12)
+    assert "Clopper-Pearson" in fpr.note
+    male = next(m for m in out if m.metric == "false_positive_rate" and m.group == {"sex": "M"})
+    assert male.note is None and male.ci[0] < male.value < male.ci[1]

@@ -56,15 +56,16 @@ def disparity_statistics(counts: np.ndarray, reference: int | None) -> dict[str,
     out: dict[str, np.ndarray] = dict(rates)
     for disparity, bases in DISPARITIES.items():
         spans = [groups.between_groups(np.moveaxis(rates[b], -2, -1)) for b in bases]
-        out[f"{disparity}_difference"] = _worst([s["difference"] for s in spans], np.fmax)
-        out[f"{disparity}_ratio"] = _worst([s["ratio"] for s in spans], np.fmin)
+        out[f"{disparity}_difference"] = _worst([s["difference"] for s in spans], np.maximum)
+        out[f"{disparity}_ratio"] = _worst([s["ratio"] for s in spans], np.minimum)
         if reference is not None:
             out |= _against_reference(disparity, [rates[b] for b in bases], reference)
     return out
 
 
 def _worst(values: list[np.ndarray], pick) -> np.ndarray:
-    # equalized odds: the larger difference and the smaller ratio of its two rates, as fairlearn
+    # equalized odds: the larger difference and the smaller ratio of its two rates, as fairlearn;
+    # np.maximum/minimum keep NaN, so it is undefined when either rate's disparity is
     result = values[0]
     for value in values[1:]:
         result = pick(result, value)
@@ -82,8 +83,8 @@ def _against_reference(disparity: str, bases: list[np.ndarray], reference: int) 
     # several rates: the largest absolute gap, and the ratio furthest from 1 (taken below 1)
     below_one = [np.fmin(r, stats.divide(np.ones_like(r), r)) for r in ratios]
     return {
-        f"vs:{disparity}_difference": _worst([np.abs(d) for d in differences], np.fmax),
-        f"vs:{disparity}_ratio": _worst(below_one, np.fmin),
+        f"vs:{disparity}_difference": _worst([np.abs(d) for d in differences], np.maximum),
+        f"vs:{disparity}_ratio": _worst(below_one, np.minimum),
     }
 
 
@@ -123,7 +124,8 @@ def run(ctx: AuditContext) -> list[Measurement]:
         point = disparity_statistics(counts, reference)
         sizes = counts[:, 0, :].sum(axis=-1).astype(int)
         _warn_about_groups(ctx, grouping, sizes, setting.min_group_size)
-        emit = _Emitter(grouping, point, grouping_replicates, sizes, reference, setting)
+        denominators = {name: bottom for name, (_, bottom) in groups.rate_parts(counts).items()}
+        emit = _Emitter(grouping, point, grouping_replicates, sizes, reference, setting, denominators)
         out += emit.group_measurements() + emit.disparities()
         if config.group_scores and data.is_binary and ctx.predictions.scores is not None:
             out += _group_scores(ctx, cells.codes, grouping, sizes, setting)
@@ -166,9 +168,10 @@ def _label(group: dict[str, str]) -> str:
 class _Emitter:
     """Turns one grouping's point values and replicates into Measurements."""
 
-    def __init__(self, grouping, point, replicates, sizes, reference, setting: _Setting) -> None:
+    def __init__(self, grouping, point, replicates, sizes, reference, setting: _Setting, denominators) -> None:
         self.grouping, self.point, self.replicates = grouping, point, replicates
         self.sizes, self.reference, self.setting = sizes, reference, setting
+        self.denominators = denominators
         self.small = sizes < setting.min_group_size
 
     def _ci(self, name: str, index: tuple) -> tuple[float, float] | None:
@@ -191,8 +194,25 @@ class _Emitter:
                         why = f"undefined: {WHY_UNDEFINED.get(rate, 'empty group')}"
                         out.append(Measurement(CHECK, rate, None, group=label, n=int(self.sizes[g]), params=params, note=why, status="undefined"))
                         continue
-                    out.append(Measurement(CHECK, rate, value, group=label, ci=self._ci(rate, (g, t)), n=int(self.sizes[g]), params=params, note=note, status=status))
+                    ci, exact = self._rate_interval(rate, g, t, value)
+                    out.append(Measurement(CHECK, rate, value, group=label, ci=ci, n=int(self.sizes[g]), params=params, note=note or exact, status=status))
         return out
+
+    def _rate_interval(self, rate: str, g: int, t: int, value: float) -> tuple[tuple[float, float] | None, str | None]:
+        """The bootstrap interval; for a rate of 0 or 1, the exact Clopper-Pearson one.
+
+        A rate of 0 (or 1) stays 0 in every resample, so its bootstrap interval collapses to a
+        point and claims a certainty the data do not give. The exact binomial interval for
+        x = 0 of d is [0, 1 - (alpha/2)^(1/d)] (for x = d, its mirror image).
+        """
+        ci = self._ci(rate, (g, t))
+        if ci is None or ci[0] != ci[1] or value not in (0.0, 1.0):
+            return ci, None
+        denominator = float(self.denominators[rate][g, t])
+        edge = (1 - self.setting.level) / 2
+        bound = edge ** (1 / denominator)
+        exact = (0.0, 1 - bound) if value == 0.0 else (bound, 1.0)
+        return exact, "interval: exact binomial (Clopper-Pearson), as a rate of 0 or 1 does not vary under resampling"
 
     def disparities(self) -> list[Measurement]:
         out = []
@@ -208,24 +228,36 @@ class _Emitter:
         name = f"{disparity}_{kind}"
         value = float(self.point[name][t])
         params = {"sensitive": self.grouping.name, "method": "between_groups"} | self.setting.params(target)
-        extremes = self._extremes(bases, t)
+        extremes = self._extremes(bases, t, kind)
         params |= {k: _label(self.grouping.labels[v]) for k, v in extremes.items()}
         total = int(self.sizes.sum())
         if np.isnan(value):
-            note = f"undefined: fewer than two groups of '{self.grouping.name}' have a defined {' and '.join(bases)}"
+            note = f"undefined: {self._why_undefined(bases, t)}"
             return Measurement(CHECK, name, None, n=total, params=params, note=note, status="undefined")
         weak = [self.grouping.labels[v] for v in set(extremes.values()) if self.small[v]]
         status = "insufficient" if weak else None
         note = f"insufficient: rests on small group(s) {'; '.join(_label(w) for w in weak)}" if weak else None
         return Measurement(CHECK, name, value, ci=self._ci(name, (t,)), n=total, params=params, note=note, status=status)
 
-    def _extremes(self, bases: tuple[str, ...], t: int) -> dict[str, int]:
-        """The groups holding the highest and lowest value of the rate that sets the disparity."""
+    def _why_undefined(self, bases: tuple[str, ...], t: int) -> str:
+        for base in bases:
+            values = self.point[base][:, t]
+            if np.count_nonzero(~np.isnan(values)) < 2:
+                return f"fewer than two groups of '{self.grouping.name}' have a defined {base}"
+        return f"the highest {' or '.join(bases)} is 0, so the ratio is 0/0"
+
+    def _extremes(self, bases: tuple[str, ...], t: int, kind: str) -> dict[str, int]:
+        """The highest and lowest group of the rate that sets this disparity.
+
+        For equalized odds that is the rate with the larger difference, or with the smaller
+        ratio: the two can differ, so each kind names its own pair.
+        """
         spans = []
         for base in bases:
             high, low, high_at, low_at = groups.extremes(self.point[base][:, t])
             if high_at >= 0:
-                spans.append((high - low, int(high_at), int(low_at)))
+                gap = high - low if kind == "difference" else -(low / high if high > 0 else np.inf)
+                spans.append((gap, int(high_at), int(low_at)))
         if not spans:
             return {}
         _, high_at, low_at = max(spans)
