@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import os
 import shlex
 import sys
@@ -190,8 +191,10 @@ def _compare(args: argparse.Namespace) -> int:
     settings = load_regressions(args.spec) if args.spec else RegressionFile()
     allowances = dict(settings.max_regression) | _allowance_flags(args.max_regression)
     gate.check_metric_names([Threshold(metric=m, min=0.0) for m in allowances], checks.metrics(), label="max_regression")
+    compare.check_allowances(allowances)
     comparison = compare.compare(baseline, candidate, max_regression=allowances,
-                                 decision=args.decision or settings.gate.decision)
+                                 decision=args.decision or settings.gate.decision,
+                                 inconclusive=settings.gate.inconclusive)
     folder = prepare_output_dir(args.out or _result_path(args.candidate).parent)
     summary = comparison_report.markdown(comparison)
     write_files(folder, {"compare.json": comparison.to_json() + "\n", "compare.md": summary,
@@ -213,8 +216,8 @@ def _allowance_flags(flags: list[str]) -> dict[str, float]:
         try:
             value = float(amount)
         except ValueError:
-            value = -1.0
-        if not sep or not metric or value < 0:
+            value = math.nan
+        if not sep or not metric or not (math.isfinite(value) and value >= 0):
             raise ConfigError(f"--max-regression {flag!r} must be METRIC=AMOUNT with AMOUNT >= 0, e.g. accuracy=0.01")
         allowances[metric.strip()] = value
     return allowances

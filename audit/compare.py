@@ -8,7 +8,8 @@ significance is unknown (None).
 Regressions: ``max_regression: {metric: allowed}`` bounds how much a metric may get worse.
 "Worse" depends on the metric (:func:`direction`). With ``decision: point`` a worsening above
 the allowance fails; with ``decision: interval`` it fails only when also significant and is
-inconclusive otherwise.
+inconclusive otherwise; an inconclusive verdict fails the comparison when ``gate.inconclusive``
+is ``fail`` (the default), as for thresholds.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from dataclasses import asdict, dataclass
 from statistics import NormalDist
 from typing import Any
 
+from audit.errors import ConfigError
 from audit.results import AuditResult, Measurement
 
 # params that describe a value rather than identify it: they may differ between two runs
@@ -97,8 +99,23 @@ def worsening(metric: str, params: dict[str, Any], before: float, after: float) 
     return None
 
 
+def check_allowances(allowances: dict[str, float]) -> None:
+    """Refuse an allowance on a metric with no better side (a count, a selection rate)."""
+    for metric in allowances:
+        if direction(metric, {}) is None:
+            raise ConfigError(
+                f"max_regression {metric!r}: this metric has no better direction, so it cannot regress",
+                hint="bound it with a threshold instead, e.g. 'selection_rate[sex=F] >= 0.2'",
+            )
+
+
 def compare(
-    baseline: AuditResult, candidate: AuditResult, *, max_regression: dict[str, float], decision: str = "point"
+    baseline: AuditResult,
+    candidate: AuditResult,
+    *,
+    max_regression: dict[str, float],
+    decision: str = "point",
+    inconclusive: str = "fail",
 ) -> Comparison:
     before = {_key(m): m for m in baseline.measurements}
     after = {_key(m): m for m in candidate.measurements}
@@ -108,7 +125,7 @@ def compare(
     changes = tuple(
         _change(before[k], after[k], max_regression if k in judged else {}, decision, level) for k in shared
     )
-    failing = any(c.verdict == "fail" for c in changes)
+    failing = any(c.verdict == "fail" or (c.verdict == "inconclusive" and inconclusive == "fail") for c in changes)
     return Comparison(
         baseline=baseline.name,
         candidate=candidate.name,
@@ -141,10 +158,10 @@ def _change(b: Measurement, c: Measurement, allowances: dict[str, float], decisi
     worse = None if delta is None else worsening(c.metric, c.params, b.value, c.value)
     allowed = allowances.get(c.metric)
     verdict = None
-    if allowed is not None:
+    if allowed is not None and direction(c.metric, c.params) is not None:
         if worse is None:
-            verdict = "inconclusive"
-        elif worse <= allowed:
+            verdict = "inconclusive"  # undefined in one of the audits
+        elif worse <= allowed + 1e-12:  # 0.80 - 0.78 is 0.020000000000000018 in floating point
             verdict = "pass"
         elif decision == "interval" and significant is False:
             verdict = "inconclusive"

@@ -18,6 +18,7 @@ from typing import Annotated, Any, Literal, Union
 import yaml
 from pydantic import (
     AfterValidator,
+    BeforeValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -383,6 +384,15 @@ def parse_threshold(text: str) -> dict[str, Any]:
     return out
 
 
+def _group_value(value: Any) -> Any:
+    # YAML reads `region: 1` as a number; groups are text, as the data layer writes them
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value) if isinstance(value, (int, float)) else value
+
+
 class Threshold(Strict):
     """A bound on a measurement: ``min`` and/or ``max``, judged at level fail or warn."""
 
@@ -390,7 +400,7 @@ class Threshold(Strict):
     min: float | None = None
     max: float | None = None
     check: str | None = Field(None, description="only measurements of this check")
-    group: dict[str, str] | Literal["each"] | None = Field(
+    group: dict[str, Annotated[str, BeforeValidator(_group_value)]] | Literal["each"] | None = Field(
         None, description="one group ({column: value}), 'each' for every group; default: the overall value"
     )
     params: dict[str, Union[float, str]] = Field(default_factory=dict, description="measurement params that must match")
@@ -431,6 +441,9 @@ def _plain(value: Any) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
+Allowance = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+
+
 class GateSettings(Strict):
     decision: Literal["point", "interval"] = Field(
         "point", description="point: judge the value; interval: pass only if the whole CI passes"
@@ -458,7 +471,7 @@ class AuditConfig(Strict):
     statistics: Statistics = Statistics()
     thresholds: list[Threshold] = Field(default_factory=list)
     gate: GateSettings = GateSettings()
-    max_regression: dict[str, Annotated[float, Field(ge=0)]] = Field(
+    max_regression: dict[str, Allowance] = Field(
         default_factory=dict, description="for `rai-audit compare`: how much each metric may get worse"
     )
 
@@ -565,7 +578,7 @@ class RegressionFile(BaseModel):
     """The parts of a YAML file (an audit spec, or a file of its own) that `compare` reads."""
 
     model_config = ConfigDict(extra="ignore", frozen=True)
-    max_regression: dict[str, Annotated[float, Field(ge=0)]] = Field(default_factory=dict)
+    max_regression: dict[str, Allowance] = Field(default_factory=dict)
     gate: GateSettings = GateSettings()
 
 

@@ -365,3 +365,14 @@ def test_console_script_and_python_dash_m(tmp_path):
         timeout=300,
     )
     _assert_bad_input(failed.returncode, failed.stdout, failed.stderr, out, "missing.yaml", fix=True)
+
+
+def test_predictions_with_unexpected_decision_values(project, tmp_path, capsys):
+    """A decision column holding values outside the declared classes is bad input, named."""
+    frame = project.frame.assign(decision=[0, 1, 3] * 100)
+    frame.to_csv(project.root / "decided.csv", index=False)
+    model = {"kind": "predictions", "decision_column": "decision"}
+    spec = project.spec(model=model, data={"path": "decided.csv", "features": None})
+    out = tmp_path / "out"
+    line = _bad_run(spec, out, capsys, "decision column 'decision'", "'3' (100 rows)", fix=True)
+    assert line.startswith("data error:")
