@@ -29,7 +29,8 @@ from audit.config import (
 from audit.errors import AuditError, ConfigError
 from audit.output import prepare_output_dir, write_files
 from audit.report import comparison as comparison_report
-from audit.report import html, junit, markdown
+from audit.report import html, junit, markdown, modelcard
+from audit.report import pdf as report_pdf
 from audit.report.format import ci_text, number
 from audit.resources import bundled
 from audit.results import AuditResult, read_result
@@ -49,6 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("spec", type=Path, help="the audit spec (YAML)")
     run.add_argument("--out", type=Path, required=True, help="folder for result.json and report.html")
     run.add_argument("--quiet", action="store_true", help="print nothing on success")
+    run.add_argument("--pdf", action="store_true", help="also write report.pdf (needs Chromium)")
 
     validate = commands.add_parser("validate", help="check a spec without running it")
     validate.add_argument("spec", type=Path)
@@ -99,16 +101,24 @@ def entry() -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    code, _ = audit_to_folder(args.spec, args.out, quiet=args.quiet)
+    code, _ = audit_to_folder(args.spec, args.out, quiet=args.quiet, pdf=args.pdf)
     return code
 
 
-def audit_to_folder(spec: Path, out: Path, *, quiet: bool) -> tuple[int, AuditResult]:
+def audit_to_folder(spec: Path, out: Path, *, quiet: bool, pdf: bool = False) -> tuple[int, AuditResult]:
     """Validate, check the output folder is writable, audit, then write every file at once."""
     config = load_config(spec)
     folder = prepare_output_dir(out)
+    chromium = report_pdf.find_chromium() if pdf or config.report.pdf else None
     result = run_audit(config, command=" ".join(shlex.quote(a) for a in ["rai-audit", *sys.argv[1:]]))
-    files = {"result.json": result.to_json() + "\n", "report.html": html.render(result)} | _gate_files(result)
+    page = html.render(result, templates=Path(config.report.templates) if config.report.templates else None)
+    files: dict[str, str | bytes] = {
+        "result.json": result.to_json() + "\n",
+        "report.html": page,
+        "model_card.md": modelcard.markdown(result),
+    } | _gate_files(result)
+    if chromium:
+        files["report.pdf"] = report_pdf.render(page, chromium)
     write_files(folder, files)
     _publish_step_summary(files["summary.md"])
     if not quiet:
@@ -149,7 +159,7 @@ def _print_summary(result: AuditResult, folder: Path) -> None:
             if m.group is None and not m.params:
                 print(f"  {metric:<18} {number(m.value)}  95% CI {ci_text(m.ci)}")
     _print_findings(result)
-    print(f"  wrote result.json, report.html, junit.xml and summary.md to {folder}")
+    print(f"  wrote result.json, report.html, model_card.md, junit.xml and summary.md to {folder}")
 
 
 def _print_findings(result: AuditResult) -> None:

@@ -458,6 +458,37 @@ class Statistics(Strict):
     ci_level: float = Field(0.95, gt=0, lt=1)
 
 
+class ModelCardText(Strict):
+    """Prose for the model card (Mitchell et al. 2019); every number comes from the audit."""
+
+    overview: str | None = Field(None, description="model details: who built it, when, what it is")
+    version: str | None = None
+    owners: str | None = None
+    licence: str | None = None
+    intended_use: str | None = Field(None, description="primary uses and users")
+    out_of_scope_uses: str | None = None
+    factors: str | None = Field(None, description="groups and conditions that matter, beyond the sensitive columns")
+    training_data: str | None = None
+    evaluation_data: str | None = None
+    ethical_considerations: str | None = None
+    caveats: str | None = None
+    recommendations: str | None = None
+
+
+def _existing_folder(value: str, info: ValidationInfo) -> str:
+    path = _resolve_path(value, info)
+    if not Path(path).is_dir():
+        raise ValueError(f"not a folder: {path} (fix: point it at a folder of Jinja2 templates)")
+    return path
+
+
+class ReportSettings(Strict):
+    templates: Annotated[str, AfterValidator(_existing_folder)] | None = Field(
+        None, description="a folder of templates overriding the bundled ones (same file names)"
+    )
+    pdf: bool = Field(False, description="also write report.pdf through headless Chromium")
+
+
 class AuditConfig(Strict):
     """A validated, frozen audit spec. Build it with :func:`load_config`."""
 
@@ -474,6 +505,8 @@ class AuditConfig(Strict):
     max_regression: dict[str, Allowance] = Field(
         default_factory=dict, description="for `rai-audit compare`: how much each metric may get worse"
     )
+    model_card: ModelCardText = ModelCardText()
+    report: ReportSettings = ReportSettings()
 
     _source: Path | None = PrivateAttr(None)
     _source_sha256: str | None = PrivateAttr(None)

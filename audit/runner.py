@@ -87,6 +87,8 @@ def _describe_model(ctx: AuditContext) -> dict:
     spec = ctx.config.model
     info = {
         "name": spec.name or ctx.config.name,
+        "card": ctx.config.model_card.model_dump(exclude_none=True),
+        "sensitive_inputs": sorted(set(ctx.data.summary.get("features", [])) & set(ctx.data.sensitive.columns)),
         "kind": spec.kind,
         "path": spec.path,
         "output": spec.output if spec.kind != "predictions" else None,

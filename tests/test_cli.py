@@ -220,7 +220,7 @@ def test_run_writes_result_and_report(project, tmp_path, capsys):
     assert code == 0, stderr
     assert stderr == ""
     assert "wrote" in stdout
-    assert sorted(p.name for p in out.iterdir()) == ["junit.xml", "report.html", "result.json", "summary.md"]  # no temporary files
+    assert sorted(p.name for p in out.iterdir()) == ["junit.xml", "model_card.md", "report.html", "result.json", "summary.md"]  # no temporary files
 
     result = json.loads((out / "result.json").read_text())
     assert result["schema_version"]

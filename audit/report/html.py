@@ -12,6 +12,7 @@ from typing import Any
 import jinja2
 
 from audit.report import charts
+from audit.report import highlights, modelcard
 from audit.report.fairness_view import fairness_view
 from audit.report.format import ci_text, number, percent
 from audit.resources import bundled
@@ -86,6 +87,8 @@ def build_view(result: AuditResult) -> dict[str, Any]:
         "data": _data_view(result),
         "performance": _performance_view(result),
         "fairness": fairness_view(result),
+        "model_card": modelcard.build(result),
+        "key_findings": highlights.key_findings(result),
         "provenance": result.provenance,
         "glossary": GLOSSARY,
     }
