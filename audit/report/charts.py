@@ -79,6 +79,11 @@ def _x_axis(x, domain: tuple[float, float], *, top: float, bottom: float, label:
     return body
 
 
+def _short_label(text: str, limit: int) -> str:
+    # long class names would overlap their neighbours; the full name stays in the <title>
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def confusion_matrix(classes: list[str], counts: list[list[int]], *, title: str) -> Markup:
     """A heatmap of counts: rows are true classes, columns predicted ones."""
     size = max(22, min(56, 420 // max(len(classes), 1)))
@@ -91,8 +96,9 @@ def confusion_matrix(classes: list[str], counts: list[list[int]], *, title: str)
         f'text-anchor="middle">true class</text>',
     ]
     for j, name in enumerate(classes):
-        body.append(f'<text x="{left + j * size + size / 2:.0f}" y="{top - 8}" text-anchor="middle">{escape(name)}</text>')
-        body.append(f'<text x="{left - 6}" y="{top + j * size + size / 2 + 4:.0f}" text-anchor="end">{escape(name)}</text>')
+        short = _short_label(name, max(3, size // 7))
+        body.append(f'<text x="{left + j * size + size / 2:.0f}" y="{top - 8}" text-anchor="middle"><title>{escape(name)}</title>{escape(short)}</text>')
+        body.append(f'<text x="{left - 6}" y="{top + j * size + size / 2 + 4:.0f}" text-anchor="end"><title>{escape(name)}</title>{escape(_short_label(name, 15))}</text>')
     for i, row in enumerate(counts):
         for j, count in enumerate(row):
             shade = count / peak

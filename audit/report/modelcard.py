@@ -155,7 +155,8 @@ def _ethics(result: AuditResult) -> CardSection:
     if inputs:
         paragraphs.append(f"The model takes sensitive attributes as inputs: {', '.join(inputs)}.")
     widest = [m for m in result.select("fairness", "demographic_parity_ratio")
-              if m.value is not None and m.value < 0.8 and "+" not in m.params.get("sensitive", "+") and "class" not in m.params]
+              if m.params.get("method") == "between_groups" and m.value is not None and m.value < 0.8
+              and "+" not in m.params.get("sensitive", "+") and "class" not in m.params]
     for m in widest:
         paragraphs.append(
             f"Selection rates differ by {m.params['sensitive']}: the lowest group's rate is {m.value:.2f} times the "
