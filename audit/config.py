@@ -23,6 +23,7 @@ from pydantic import (
     ConfigDict,
     Field,
     PrivateAttr,
+    StrictInt,
     ValidationError,
     ValidationInfo,
     model_validator,
@@ -297,8 +298,10 @@ class ExplanationsCheck(Strict):
     costly_rows: int = Field(100, ge=1, description="row cap for KernelSHAP, LIME and exact Shapley values")
     baseline: Literal["mean", "zeros", "median"] = Field("mean", description="reference input for IG, DeepLift, SHAP")
     steps: int = Field(50, ge=2, description="Integrated Gradients steps")
-    target: Literal["predicted", "positive", "label"] = Field(
-        "predicted", description="class explained: the predicted one, the positive class, or the true label"
+    target: Union[Literal["predicted", "positive", "label"], StrictInt, str] = Field(
+        "predicted",
+        description="class explained: the predicted one, the positive class (binary), the true label, "
+        "a class index in model-output order (an integer) or a class name (a string)",
     )
     local: LocalExplanations = LocalExplanations()
     trust: bool = Field(True, description="completeness, infidelity, sensitivity and agreement between methods")
@@ -615,28 +618,25 @@ class RegressionFile(BaseModel):
     gate: GateSettings = GateSettings()
 
 
-def load_regressions(path: Path) -> RegressionFile:
+def _load_yaml_model(path: Path, model: type[BaseModel], what: str) -> Any:
+    """Read a YAML file and validate it as ``model``; every problem is one ConfigError line."""
     try:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
-        raise ConfigError(f"cannot read {path}: {exc.strerror or exc}") from None
+        raise ConfigError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
     raw = parse_yaml(text, Path(path))
     try:
-        return RegressionFile.model_validate(raw)
+        return model.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigError(f"{path}: " + describe_validation_error(exc, raw, root=RegressionFile)) from None
+        raise ConfigError(f"{path}: " + describe_validation_error(exc, raw, root=model)) from None
+
+
+def load_regressions(path: Path) -> RegressionFile:
+    return _load_yaml_model(path, RegressionFile, "file")
 
 
 def load_thresholds(path: Path) -> tuple[list[Threshold], GateSettings]:
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"cannot read thresholds file {path}: {exc.strerror or exc}") from None
-    raw = parse_yaml(text, Path(path))
-    try:
-        parsed = ThresholdsFile.model_validate(raw)
-    except ValidationError as exc:
-        raise ConfigError(f"{path}: " + describe_validation_error(exc, raw, root=ThresholdsFile)) from None
+    parsed = _load_yaml_model(path, ThresholdsFile, "thresholds file")
     return list(parsed.thresholds), parsed.gate
 
 
