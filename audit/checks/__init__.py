@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from audit.checks import data, fairness, performance, robustness
+from audit.checks import data, explanations, fairness, performance, robustness
 from audit.context import AuditContext
 from audit.errors import ConfigError
 from audit.results import Measurement
@@ -23,6 +23,7 @@ CHECKS: dict[str, CheckFunction] = {
     "data": data.run,
     "performance": performance.run,
     "fairness": fairness.run,
+    "explanations": explanations.run,
     "robustness": robustness.run,
 }
 
@@ -30,11 +31,13 @@ METRICS: dict[str, tuple[str, ...]] = {
     "data": data.METRICS,
     "performance": performance.METRICS,
     "fairness": fairness.METRICS,
+    "explanations": explanations.METRICS,
     "robustness": robustness.METRICS,
 }
 
 
 PREFLIGHT: dict[str, tuple[Callable | None, Callable | None]] = {
+    "explanations": (explanations.validate, explanations.prepare),
     "robustness": (robustness.validate, robustness.prepare),
 }
 """check name -> (validate(config), prepare(ctx)); filled by checks that have input rules."""

@@ -13,6 +13,7 @@ import jinja2
 
 from audit.report import charts
 from audit.report import highlights, modelcard
+from audit.report.explanations_view import explanations_view
 from audit.report.fairness_view import fairness_view
 from audit.report.format import ci_text, number, percent
 from audit.report.robustness_view import robustness_view
@@ -88,6 +89,7 @@ def build_view(result: AuditResult) -> dict[str, Any]:
         "data": _data_view(result),
         "performance": _performance_view(result),
         "fairness": fairness_view(result),
+        "explanations": explanations_view(result),
         "robustness": robustness_view(result),
         "model_card": modelcard.build(result),
         "key_findings": highlights.key_findings(result),

@@ -1,0 +1,149 @@
+"""The explicit registry of attribution methods, by the name a spec uses.
+
+One :class:`Method` per name: the function, the library it comes from, and what it needs
+(gradients; forward hooks on the layers; a cap on rows because it is costly; at most
+:data:`~audit.explain.exact.MAX_GROUPS` groups). :func:`get` refuses an unknown name with the
+list of valid ones; :func:`problem` says why a method cannot run on a given model or data and
+which methods can. Nothing here imports Captum, SHAP or LIME.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+import numpy as np
+import torch
+
+from audit.errors import ConfigError
+from audit.explain import captum_methods, exact, lime_methods, shap_methods
+from audit.explain.attribution import Attribution
+from audit.explain.model import ExplainedModel, Request
+
+TABULAR, IMAGE = "tabular", "image"
+
+
+@dataclass(frozen=True)
+class Method:
+    name: str
+    function: Callable[[Request], Attribution]
+    library: str
+    summary: str
+    gradients: bool = False
+    hooks: bool = False
+    costly: bool = False
+    data: tuple[str, ...] = (TABULAR, IMAGE)
+    image_function: Callable[[Request], Attribution] | None = None
+    signed: bool = True
+    max_groups: int | None = None
+    reference: str = "baseline"  # what the attributions are measured from: baseline, background or none
+
+    def function_for(self, kind: str) -> Callable[[Request], Attribution]:
+        return self.image_function if kind == IMAGE and self.image_function is not None else self.function
+
+
+METHODS: dict[str, Method] = {
+    m.name: m
+    for m in (
+        Method("IntegratedGradients", captum_methods.integrated_gradients, "rai-audit, Captum's rule",
+               "path integral of gradients from the baseline", gradients=True),
+        Method("DeepLift", captum_methods.deep_lift, "Captum", "DeepLift rescale rule from the baseline",
+               gradients=True, hooks=True),
+        Method("GradientShap", captum_methods.gradient_shap, "Captum",
+               "expected gradients over background rows", gradients=True, reference="background"),
+        Method("Saliency", captum_methods.saliency, "Captum", "absolute input gradient", gradients=True, signed=False,
+               reference="none"),
+        Method("InputXGradient", captum_methods.input_x_gradient, "Captum", "input times gradient", gradients=True,
+               reference="none"),
+        Method("FeatureAblation", captum_methods.feature_ablation, "Captum",
+               "each source column (image patch) set to the baseline"),
+        Method("Occlusion", captum_methods.occlusion, "Captum", "a sliding window set to the baseline", data=(IMAGE,)),
+        Method("DeepExplainer", shap_methods.deep_explainer, "SHAP", "DeepSHAP over background rows",
+               gradients=True, hooks=True, reference="background"),
+        Method("GradientExplainer", shap_methods.gradient_explainer, "SHAP",
+               "expected gradients over background rows", gradients=True, reference="background"),
+        Method("KernelExplainer", shap_methods.kernel_explainer, "SHAP",
+               "KernelSHAP weighted linear fit over coalitions of columns", costly=True, reference="background"),
+        Method("PermutationExplainer", shap_methods.permutation_explainer, "SHAP",
+               "Shapley values from permutations of columns", costly=True, reference="background"),
+        Method("ExactShapley", exact.exact_shapley, "rai-audit",
+               "exact Shapley values by enumeration over source columns", costly=True, max_groups=exact.MAX_GROUPS,
+               reference="background"),
+        Method("LIME", lime_methods.lime_tabular, "LIME", "local linear surrogate", costly=True,
+               image_function=lime_methods.lime_image),
+    )
+}
+
+
+def names() -> list[str]:
+    return list(METHODS)
+
+
+def get(name: str) -> Method:
+    try:
+        return METHODS[name]
+    except KeyError:
+        raise ConfigError(
+            f"checks.explanations.methods: unknown method {name!r}; valid methods: {', '.join(names())}",
+            hint="use one of the names listed, spelt exactly",
+        ) from None
+
+
+def problem(method: Method, *, kind: str, model: ExplainedModel, groups: int) -> str | None:
+    """Why ``method`` cannot run here, or None if it can."""
+    if kind not in method.data:
+        return f"{method.name} works on {' and '.join(method.data)} data, not {kind} data"
+    if method.gradients and not model.differentiable:
+        return f"{method.name} needs gradients, but a {model.adapter.kind} model is a black box"
+    if method.hooks and not model.eager:
+        return (f"{method.name} sets forward hooks on the model's layers, which a {model.adapter.kind} model "
+                "does not allow (it needs a state_dict with its factory, or a pickled module)")
+    if method.max_groups is not None and groups > method.max_groups:
+        return f"{method.name} enumerates at most {method.max_groups} groups; this input has {groups}"
+    return None
+
+
+def usable(*, kind: str, model: ExplainedModel, groups: int) -> list[str]:
+    return [name for name, m in METHODS.items() if problem(m, kind=kind, model=model, groups=groups) is None]
+
+
+def defaults(*, kind: str, model: ExplainedModel, groups: int) -> list[str]:
+    """The methods used when the spec names none: a fast one and an exact or model-agnostic check on it."""
+    few = groups <= exact.MAX_GROUPS
+    if kind == IMAGE:
+        return ["IntegratedGradients", "Occlusion"] if model.differentiable else ["Occlusion", "KernelExplainer"]
+    if model.differentiable:
+        return ["IntegratedGradients", "ExactShapley" if few else "GradientShap"]
+    return ["ExactShapley" if few else "KernelExplainer", "FeatureAblation"]
+
+
+def attribute(name: str, request: Request) -> Attribution:
+    """Run a method; a binary model is explained toward its positive class once, then mirrored.
+
+    For a binary model the score of the other class is ``offset - score`` (see
+    :mod:`audit.explain.model`), so every method's attributions toward it are the negated
+    attributions toward the positive class (Saliency's absolute gradients are unchanged):
+    one run serves rows of both classes.
+    """
+    method = get(name)
+    model = request.model
+    if not model.binary:
+        return _run(method, request)
+    positive = torch.full_like(request.targets, model.positive_index)
+    found = _run(method, replace(request, targets=positive))
+    mirrored = request.targets.numpy() != model.positive_index
+    sign = np.where(mirrored, -1.0, 1.0).reshape((-1,) + (1,) * (found.values.ndim - 1))
+    offset = model.mirror_offset
+    return replace(
+        found,
+        values=found.values * sign if method.signed else found.values,
+        outputs=np.where(mirrored, offset - found.outputs, found.outputs),
+        base_values=np.where(mirrored, offset - found.base_values, found.base_values),
+        targets=request.targets.numpy().copy(),
+    )
+
+
+def _run(method: Method, request: Request) -> Attribution:
+    # gradients even when a caller (Captum's sensitivity metric) runs under torch.no_grad
+    with torch.enable_grad():
+        return method.function_for(request.layout.kind)(request)
