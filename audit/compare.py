@@ -24,7 +24,11 @@ from audit.errors import ConfigError
 from audit.results import AuditResult, Measurement
 
 # params that describe a value rather than identify it: they may differ between two runs
-VOLATILE_PARAMS = {"highest_group", "lowest_group", "mean_predicted"}
+# (extreme groups, a bin's mean, the pixels and scale of a local explanation)
+VOLATILE_PARAMS = {
+    "highest_group", "lowest_group", "mean_predicted",
+    "map", "image", "scale", "base_value", "output", "probability", "value",
+}
 HIGHER_IS_BETTER = {
     "accuracy", "balanced_accuracy", "precision", "recall", "f1", "roc_auc", "average_precision",
     "true_positive_rate", "true_negative_rate", "positive_predictive_value", "negative_predictive_value",
