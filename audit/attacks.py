@@ -16,12 +16,13 @@ imported only when an attack is built, since it costs about a second).
 from __future__ import annotations
 
 import difflib
+import importlib.util
 from dataclasses import dataclass
 from typing import Callable
 
 import torch
 
-from audit.errors import ConfigError
+from audit.errors import CheckError, ConfigError
 
 SQUARE_QUERIES = 1000
 """Queries per point and epsilon for Square (torchattacks' default is 5000): the black-box
@@ -78,6 +79,15 @@ def register(name: str, *, description: str, norms: tuple[str, ...], gradients: 
         return build
 
     return add
+
+
+def require_torchattacks() -> None:
+    """Refuse early, in one line, when torchattacks is not installed (it is installed apart)."""
+    if importlib.util.find_spec("torchattacks") is None:
+        raise CheckError(
+            "the robustness check needs torchattacks, which is not installed",
+            hint="pip install --no-deps torchattacks==3.5.1, or set checks.robustness.enabled: false",
+        )
 
 
 def names() -> list[str]:

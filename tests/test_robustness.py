@@ -429,3 +429,19 @@ def test_predictions_only_audits_skip_the_check_with_a_warning(tmp_path):
     })
     result = run_audit(load_config(spec))
     assert not robustness_of(result) and any("predictions-only" in w for w in result.warnings)
+
+
+def test_missing_torchattacks_is_one_line_before_any_output(project, tmp_path, capsys, monkeypatch):
+    """torchattacks is installed apart (--no-deps); without it the audit stops at once, saying how to fix it."""
+    import importlib.util
+
+    from audit.cli import main
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "torchattacks" else real(name, *a))
+    out = tmp_path / "out"
+    code = main(["run", str(project.spec()), "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1
+    assert "torchattacks" in err and "pip install --no-deps torchattacks==3.5.1" in err
+    assert list(out.iterdir()) == []

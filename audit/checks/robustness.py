@@ -89,6 +89,7 @@ def prepare(ctx: AuditContext) -> None:
     """Refuse gradient attacks on a black box, and unknown feature names, before any check runs."""
     if ctx.model is None:
         return
+    attacks.require_torchattacks()
     for name in attack_names(ctx.config, black_box=not ctx.model.differentiable):
         if attacks.get(name).gradients:
             ctx.model.require_gradients(
