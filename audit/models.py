@@ -98,16 +98,16 @@ class ModelAdapter:
 def torch_evaluation(module: torch.nn.Module | None) -> Iterator[None]:
     """Eval mode and no-grad for a forward pass, restoring the module's training flag after."""
     was_training = bool(module is not None and module.training)
-    _set_training(module, False)
+    set_training(module, False)
     try:
         with torch.no_grad():
             yield
     finally:
         if was_training:
-            _set_training(module, True)
+            set_training(module, True)
 
 
-def _set_training(module: torch.nn.Module | None, training: bool) -> None:
+def set_training(module: torch.nn.Module | None, training: bool) -> None:
     if module is None:
         return
     try:

@@ -17,7 +17,7 @@ from typing import Iterator
 import torch
 from torch import nn
 
-from audit.models import ModelAdapter
+from audit.models import ModelAdapter, set_training
 
 TINY = 1e-12
 
@@ -130,7 +130,7 @@ def attack_session(adapter: ModelAdapter, *, row_size: int | None = None) -> Ite
     module, calls, threads = adapter.module, adapter.forward_calls, torch.get_num_threads()
     flags = [(p, p.requires_grad) for p in module.parameters()] if module is not None else []
     was_training = bool(module is not None and module.training)
-    _set_training(module, False)
+    set_training(module, False)
     for parameter, _ in flags:
         parameter.requires_grad_(False)
     if row_size is not None and row_size <= SMALL_INPUT and adapter.device.type == "cpu":
@@ -143,14 +143,6 @@ def attack_session(adapter: ModelAdapter, *, row_size: int | None = None) -> Ite
         for parameter, flag in flags:
             parameter.requires_grad_(flag)
         if was_training:
-            _set_training(module, True)
+            set_training(module, True)
         adapter.forward_calls = calls
 
-
-def _set_training(module: nn.Module | None, training: bool) -> None:
-    if module is None:
-        return
-    try:
-        module.train(training)
-    except NotImplementedError:
-        pass  # a torch.export program fixed its mode when it was exported
