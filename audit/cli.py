@@ -34,7 +34,7 @@ from audit.report import pdf as report_pdf
 from audit.report.format import ci_text, number
 from audit.resources import bundled
 from audit.results import AuditResult, read_result
-from audit.runner import run_audit
+from audit.runner import preflight, run_audit
 
 EXIT_OK, EXIT_GATE_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 DEMO_SPECS = ("adult_mlp.yaml", "digits_cnn.yaml")
@@ -171,8 +171,7 @@ def _print_findings(result: AuditResult) -> None:
 
 def _validate(args: argparse.Namespace) -> int:
     config = load_config(args.spec)
-    gate.check_metric_names(config.thresholds, checks.metrics())
-    checks.validate(config)
+    preflight(config)
     print(f"{args.spec}: valid ({config.data.kind} data, {config.model.kind} model)")
     return EXIT_OK
 

@@ -28,8 +28,7 @@ def run_audit(config: AuditConfig, *, command: str | None = None) -> AuditResult
     0.85...
     """
     started = provenance.now()
-    gate.check_metric_names(config.thresholds, checks.metrics())
-    checks.validate(config)
+    preflight(config)
     torch.manual_seed(config.seed)
     ctx = build_context(config)
     checks.prepare(ctx)
@@ -53,6 +52,12 @@ def run_audit(config: AuditConfig, *, command: str | None = None) -> AuditResult
         thresholds=tuple(t.model_dump(mode="json", exclude_defaults=True) for t in config.thresholds),
         gate_settings=config.gate.model_dump(mode="json"),
     )
+
+
+def preflight(config: AuditConfig) -> None:
+    """Input rules that need nothing loaded: threshold metric names, each check's own rules."""
+    gate.check_metric_names(config.thresholds, checks.metrics())
+    checks.validate(config)
 
 
 def build_context(config: AuditConfig) -> AuditContext:

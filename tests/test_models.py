@@ -11,7 +11,7 @@ import torch
 from audit.config import load_config
 from audit.data import load_data
 from audit.errors import ConfigError, ModelError
-from audit.models import load_model, predict, predictions_from_outputs
+from audit.models import load_model, predictions_from_outputs
 from audit.runner import build_context, run_audit
 
 KINDS = ["torchscript", "export", "safetensors", "state_pt", "pickle", "onnx"]
