@@ -175,7 +175,7 @@ def _print_findings(result: AuditResult) -> None:
     for finding in result.findings:
         print(f"  {finding.verdict.upper():<12} {finding.threshold}: {finding.reason}")
     if result.gate is not None and (result.findings or result.gate.verdict == "error"):
-        print(f"  gate: {result.gate.headline.removeprefix('Gate ').upper()}")
+        print(f"  gate: {result.gate.word}")
 
 
 def _validate(args: argparse.Namespace) -> int:

@@ -113,6 +113,11 @@ class GateOutcome:
         """The outcome in words, the same in every output."""
         return GATE_HEADLINES[self.level]
 
+    @property
+    def word(self) -> str:
+        """The outcome in one capitalised word or phrase, for the console and summary.md."""
+        return GATE_WORDS[self.level]
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
@@ -131,6 +136,7 @@ def check_metric_names(thresholds: list[Threshold], known: dict[str, set[str]], 
             raise ConfigError(f"{where}: unknown metric {threshold.metric!r}", hint=suggestion)
 
 
+GATE_WORDS = {"pass": "PASSED", "warn": "PASSED WITH WARNINGS", "fail": "FAILED", "error": "ERROR"}
 GATE_HEADLINES = {
     "pass": "Gate passed", "warn": "Gate passed with warnings", "fail": "Gate failed",
     "error": "Gate error: the audit is incomplete",
@@ -199,11 +205,11 @@ def _identity_text(match: Match, threshold: Threshold, matches: tuple[Match, ...
             continue
         varies = len({str(m.params.get(key)) for m in matches}) > 1
         if key in IDENTITY_PARAMS or varies:
-            parts.append(f"{key}={_plain(value)}")
+            parts.append(f"{key}={plain(value)}")
     return ", ".join(parts)
 
 
-def _plain(value: Any) -> str:
+def plain(value: Any) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
@@ -214,8 +220,8 @@ def measured_values(measurements: tuple[Measurement, ...], threshold: Threshold)
         return f"{threshold.metric!r} was not measured (a check that did not run, or not for this model or data)"
     notes = []
     for key, wanted in threshold.params.items():
-        found = sorted({_plain(m.params[key]) for m in named if key in m.params and not isinstance(m.params[key], (dict, list))})
-        notes.append(_valid_text(f"param {key}", _plain(wanted), found))
+        found = sorted({plain(m.params[key]) for m in named if key in m.params and not isinstance(m.params[key], (dict, list))})
+        notes.append(_valid_text(f"param {key}", plain(wanted), found))
     for column, wanted in (threshold.group or {}).items() if isinstance(threshold.group, dict) else ():
         found = sorted({m.group[column] for m in named if m.group and column in m.group})
         notes.append(_valid_text(f"group column {column}", wanted, found))
@@ -229,9 +235,19 @@ def _valid_text(what: str, wanted: str, found: list[str]) -> str:
         return ""
     if not found:
         return f"{what}: not a param of this metric"
-    close = difflib.get_close_matches(str(wanted), found, n=1, cutoff=0.0)
     shown = ", ".join(found[:20]) + (", ..." if len(found) > 20 else "")
-    return f"{what}: {wanted!r} not measured; measured: {shown} (closest: {close[0]})"
+    return f"{what}: {wanted!r} not measured; measured: {shown} (closest: {closest(wanted, found)})"
+
+
+def closest(wanted: Any, options: list[str]) -> str | None:
+    """The option nearest to what was written, ignoring case first (f -> F, pgd -> PGD)."""
+    text = plain(wanted)
+    same_case = [o for o in options if o.lower() == text.lower()]
+    if same_case:
+        return same_case[0]
+    lowered = {o.lower(): o for o in options}
+    close = difflib.get_close_matches(text.lower(), list(lowered), n=1, cutoff=0.0)
+    return lowered[close[0]] if close else None
 
 
 def select(measurements: tuple[Measurement, ...], threshold: Threshold) -> list[Measurement]:

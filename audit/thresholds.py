@@ -11,7 +11,6 @@ threshold that matched nothing is an error there (:func:`audit.gate.judge`).
 
 from __future__ import annotations
 
-import difflib
 from typing import Any, Callable
 
 import pandas as pd
@@ -20,7 +19,7 @@ from audit import checks
 from audit.config import AuditConfig, Threshold
 from audit.data import MISSING_GROUP, OUTSIDE_BINS, bin_labels
 from audit.errors import ConfigError
-from audit.gate import same_value
+from audit.gate import closest, plain, same_value
 from audit.groups import crosses
 
 FAIRNESS_METHODS = ("between_groups", "to_reference")
@@ -59,12 +58,12 @@ def _group_items(threshold: Threshold) -> list[tuple[str, str]]:
 def _require(where: str, what: str, wanted: Any, valid: list[Any]) -> None:
     if any(same_value(wanted, value) for value in valid):
         return
-    shown = [str(v) for v in valid]
-    close = difflib.get_close_matches(str(wanted), shown, n=1, cutoff=0.0)
+    shown = [plain(v) for v in valid]
+    close = closest(wanted, shown)
     listing = ", ".join(shown[:20]) + (", ..." if len(shown) > 20 else "")
     raise ConfigError(
-        f"{where}: {what} {str(wanted)!r} matches nothing the audit measures; valid: {listing or 'none'}",
-        hint=f"did you mean {close[0]!r}?" if close else "remove the threshold",
+        f"{where}: {what} {plain(wanted)!r} matches nothing the audit measures; valid: {listing or 'none'}",
+        hint=f"did you mean {close!r}?" if close else "remove the threshold",
     )
 
 

@@ -45,11 +45,11 @@ def render(result: AuditResult) -> str:
 def _headline(result: AuditResult) -> str:
     gate = result.gate
     if gate is not None and gate.level == "error":
-        return f"**{gate.headline}** ({len(gate.errors)} problem(s); {len(result.failures)} check(s) could not run)."
+        return f"**Gate {gate.word}**: the audit is incomplete ({len(gate.errors)} problem(s); {len(result.failures)} check(s) could not run)."
     if result.failures:  # a result judged before check errors made the gate an error
         return f"**Audit incomplete: {len(result.failures)} check(s) could not run.**"
     if not result.findings:
         return "**Measured, not judged:** no thresholds are set."
     counts = gate.counts
     summary = ", ".join(f"{counts[v]} {v}" for v in ("pass", "warn", "fail", "inconclusive") if counts.get(v))
-    return f"**Gate {gate.headline.removeprefix('Gate ').upper()}** ({summary}; inconclusive counts as {gate.inconclusive_policy})."
+    return f"**Gate {gate.word}** ({summary}; inconclusive counts as {gate.inconclusive_policy})."
