@@ -7,7 +7,7 @@ import time
 import numpy as np
 import torch
 
-from audit import checks, gate, provenance, thresholds
+from audit import checks, compare, gate, provenance, thresholds
 from audit.config import AuditConfig
 from audit.context import AuditContext
 from audit.data import load_data
@@ -59,6 +59,8 @@ def preflight(config: AuditConfig) -> None:
     """Input rules that need nothing loaded: threshold names and params, each check's own rules."""
     gate.check_metric_names(config.thresholds, checks.metrics())
     thresholds.check_against_spec(config.thresholds, config)
+    allowances = [compare.allowance_scope(text) for text in config.max_regression]
+    gate.check_metric_names(allowances, checks.metrics(), label="max_regression")
     checks.validate(config)
 
 
