@@ -235,6 +235,9 @@ def test_a_check_error_makes_every_output_say_error(project, tmp_path, capsys, m
     page = (out / "report.html").read_text(encoding="utf-8")
     assert "Gate passed" not in page and '<div class="verdict error">\n    <strong>Gate error' in page
     assert "gate: ERROR" in stdout
+    # judged again, the stored result is still an error: a check error is never a pass
+    code, stdout, stderr = _cli(capsys, "gate", out / "result.json")
+    assert code == 2 and "gate: ERROR" in stdout and "check error: boom" in stderr
 
 
 # ---------------------------------------------------------------- 7. a warning is visible
@@ -294,6 +297,12 @@ def test_compare_scopes_an_allowance_with_the_threshold_syntax(tmp_path, capsys)
     assert code == 2 and "matched no measurement" in _one_line(stderr)
 
 
+def test_validate_refuses_a_malformed_allowance_in_the_spec(project, capsys):
+    spec = _spec(project, "allowance.yaml", [], max_regression={"equalized_odds_diference(sensitive=age)": 0.02})
+    code, _, stderr = _cli(capsys, "validate", spec)
+    assert code == 2 and "'equalized_odds_diference'" in _one_line(stderr) and "closest: equalized_odds_difference" in stderr
+
+
 def test_compare_leaves_small_groups_out_of_verdicts_and_significance(tmp_path, capsys):
     small = "group below min_group_size"
     base = _stored(tmp_path / "base", _eod(0.20, "sex", (0.18, 0.22)),
@@ -308,6 +317,7 @@ def test_compare_leaves_small_groups_out_of_verdicts_and_significance(tmp_path, 
     assert changes["sex+age"]["verdict"] is None and changes["sex+age"]["significant"] is None
     assert small in changes["sex+age"]["note"]
     assert "Not judged" in stdout and "sensitive=sex+age" in stdout  # listed, not silently dropped
+    assert "listed, not judged" in (tmp_path / "out" / "compare.html").read_text(encoding="utf-8")
     code, _, _ = _cli(capsys, "compare", base, cand, "--max-regression", "equalized_odds_difference=0.02",
                       "--small-groups", "include", "--out", tmp_path / "include")
     assert code == 1

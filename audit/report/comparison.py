@@ -60,7 +60,7 @@ def html_view(comparison: Comparison) -> dict[str, Any]:
             "check": c.check, "metric": c.metric, "where": _where(c), "baseline": number(c.baseline),
             "baseline_ci": ci_text(c.baseline_ci), "candidate": number(c.candidate), "candidate_ci": ci_text(c.candidate_ci),
             "delta": _delta(c), "significant": _significance(c), "verdict": c.verdict or "",
-            "allowed": "" if c.allowed is None else f"{c.allowed:g}",
+            "allowed": "" if c.allowed is None else f"{c.allowed:g}", "note": c.note or "",
         })
     order = {"fail": 0, "inconclusive": 1, "warn": 2, "pass": 3, "": 4}
     rows.sort(key=lambda r: (order[r["verdict"]], r["significant"] != "yes", r["check"], r["metric"]))
