@@ -188,7 +188,7 @@ def _judge_one(measurements: tuple[Measurement, ...], threshold: Threshold, deci
 
 
 def _badness(match: Match, threshold: Threshold, decision: str) -> tuple[int, float]:
-    """Order matches worst last: by verdict, then by how far the value is on the wrong side."""
+    """Larger is worse: the verdict first, then how far the value is on the wrong side of the bound."""
     if match.value is None:
         return SEVERITY[match.verdict], math.inf
     low, high = match.ci if decision == "interval" and match.ci is not None else (match.value, match.value)
@@ -221,10 +221,10 @@ def measured_values(measurements: tuple[Measurement, ...], threshold: Threshold)
     notes = []
     for key, wanted in threshold.params.items():
         found = sorted({plain(m.params[key]) for m in named if key in m.params and not isinstance(m.params[key], (dict, list))})
-        notes.append(_valid_text(f"param {key}", plain(wanted), found))
+        notes.append(_valid_text(f"param {key}", plain(wanted), found) if found else f"param {key}: not a param of this metric")
     for column, wanted in (threshold.group or {}).items() if isinstance(threshold.group, dict) else ():
         found = sorted({m.group[column] for m in named if m.group and column in m.group})
-        notes.append(_valid_text(f"group column {column}", wanted, found))
+        notes.append(_valid_text(f"group column {column}", wanted, found) if found else f"group column {column}: none measured")
     if threshold.group == "each":
         notes.append(f"{threshold.metric!r} has no per-group values" if all(m.group is None for m in named) else "")
     return "; ".join(n for n in notes if n) or "no measurement has exactly these params and group together"
@@ -233,8 +233,6 @@ def measured_values(measurements: tuple[Measurement, ...], threshold: Threshold)
 def _valid_text(what: str, wanted: str, found: list[str]) -> str:
     if wanted in found:
         return ""
-    if not found:
-        return f"{what}: not a param of this metric"
     shown = ", ".join(found[:20]) + (", ..." if len(found) > 20 else "")
     return f"{what}: {wanted!r} not measured; measured: {shown} (closest: {closest(wanted, found)})"
 

@@ -29,6 +29,7 @@ def check_against_spec(thresholds: list[Threshold], config: AuditConfig) -> None
     """Refuse a param value or group column that the spec says cannot be measured."""
     for index, threshold in enumerate(thresholds):
         where = f"thresholds[{index}] {threshold.text!r}"
+        _require_enabled_check(where, threshold, config)
         for key, wanted in threshold.params.items():
             valid = _valid_param_values(key, threshold, config)
             if valid is not None:
@@ -49,6 +50,18 @@ def check_against_data(thresholds: list[Threshold], sensitive: pd.DataFrame) -> 
             if column in sensitive.columns:
                 present = sorted({str(v) for v in sensitive[column].unique()})
                 _require(f"thresholds[{index}] {threshold.text!r}", f"group value of {column}", wanted, present)
+
+
+def _require_enabled_check(where: str, threshold: Threshold, config: AuditConfig) -> None:
+    """Refuse a threshold whose metric only checks that the spec turns off would measure."""
+    measuring = [name for name, names in checks.metrics().items()
+                 if threshold.metric in names and threshold.check in (None, name)]
+    sections = [getattr(config.checks, name, None) for name in measuring]
+    if measuring and all(section is not None and not section.enabled for section in sections):
+        raise ConfigError(
+            f"{where}: {threshold.metric!r} is measured by {' or '.join(measuring)}, which the spec turns off",
+            hint=f"set checks.{measuring[0]}.enabled: true, or remove the threshold",
+        )
 
 
 def _group_items(threshold: Threshold) -> list[tuple[str, str]]:

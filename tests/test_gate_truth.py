@@ -76,6 +76,7 @@ UNMATCHABLE = [
      ["param eps '0.03'", "valid: 0, 0.05, 0.1"]),
     ("robust_accuracy(attack=pgd) >= 0.3", {"robustness": {"epsilons": [0.05], "attacks": ["FGSM", "PGD"]}},
      ["param attack 'pgd'", "valid: FGSM, PGD", "did you mean 'PGD'"]),
+    ("robust_accuracy >= 0.3", {}, ["measured by robustness, which the spec turns off"]),
 ]
 
 
