@@ -209,7 +209,7 @@ def _gate(args: argparse.Namespace) -> int:
     if not findings:
         print("no thresholds to judge")
     if folder is not None:
-        write_files(prepare_output_dir(folder), files)
+        write_files(folder, files)
         print(f"wrote {', '.join(files)} to {folder}")
     return _finish(result)
 
@@ -221,7 +221,7 @@ def _gate_out_folder(folder: Path) -> Path:
             f"--out {folder} holds an audit's result.json; rai-audit gate never rewrites an audit's folder",
             hint="choose another folder for the re-judged junit.xml and summary.md",
         )
-    return folder
+    return prepare_output_dir(folder)
 
 
 def _compare(args: argparse.Namespace) -> int:
