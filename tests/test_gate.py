@@ -811,3 +811,37 @@ def test_gate_refuses_a_malformed_thresholds_file(adult_copy, tmp_path, capsys, 
     line = _one_line_error(*_gate_captured(adult_copy / "result.json", capsys, "--thresholds", str(thresholds)))
     assert needle in line
     assert (adult_copy / "junit.xml").read_bytes() == junit_before
+
+
+# ---------------------------------------------------------------- the deciding measurement (issue 10 item 2)
+
+
+@pytest.mark.parametrize(
+    ("threshold", "decision", "decisive"),
+    [
+        ("false_positive_rate <= 0.5", "point", "M"),  # 0.45 is nearest the upper bound
+        ("false_positive_rate >= 0.1", "point", "F"),  # 0.3 is nearest the lower bound
+        ("false_positive_rate <= 0.5", "interval", "F"),  # F's interval reaches 0.49, M's only 0.46
+    ],
+)
+def test_among_equal_verdicts_the_one_nearest_the_bound_decides(threshold, decision, decisive):
+    measurements = [
+        _group(0.3, {"sex": "F"}, ci=(0.11, 0.49), metric="false_positive_rate"),
+        _group(0.45, {"sex": "M"}, ci=(0.44, 0.46), metric="false_positive_rate"),
+    ]
+    finding = _finding(measurements, threshold, decision=decision)
+    assert finding.verdict == "pass"
+    assert finding.decisive.group == {"sex": decisive}
+    assert finding.reason.startswith("worst of 2: ") and finding.reason.endswith(f"for sex={decisive}")
+
+
+def test_the_reason_names_the_attack_and_epsilon_that_decided():
+    measurements = [
+        Measurement("robustness", "robust_accuracy", value, params={"attack": attack, "eps": eps, "norm": "Linf"})
+        for attack, eps, value in [("FGSM", 0.05, 0.51), ("PGD", 0.05, 0.433), ("FGSM", 0.1, 0.4), ("PGD", 0.1, 0.2)]
+    ]
+    assert _finding(measurements, "robust_accuracy(eps=0.05) >= 0.3").reason == "worst of 2: 0.433 satisfies >= 0.3 for attack=PGD"
+    finding = _finding(measurements, "robust_accuracy >= 0.3")
+    assert finding.verdict == "fail"
+    assert finding.reason == "worst of 4: 0.2 violates >= 0.3 for attack=PGD, eps=0.1"
+    assert [m.value for m in finding.violations] == [0.2]
