@@ -41,9 +41,15 @@ def _resolve_path(value: str, info: ValidationInfo) -> str:
     else:
         base = Path((info.context or {}).get("base", "."))
         path = (base / Path(value).expanduser()).resolve()
+    if is_glob(value) and sorted(path.parent.glob(path.name)):
+        return str(path)  # a glob of shards (engine: ray or streaming), matched in sorted order
     if not path.exists():
         raise ValueError(f"file not found: {path} (fix: correct the path; it is relative to the spec file's folder)")
     return str(path)
+
+
+def is_glob(path: str) -> bool:
+    return any(mark in Path(path).name for mark in "*?[")
 
 
 def _package_file(reference: str) -> Path:
@@ -492,6 +498,33 @@ class ReportSettings(Strict):
     pdf: bool = Field(False, description="also write report.pdf through headless Chromium")
 
 
+class EngineSpec(Strict):
+    """Where the audit runs: in this process (``local``) or on a Ray cluster (``ray``).
+
+    ``batch_rows`` on the local engine turns on streaming: the data are read batch by batch and
+    reduced to exact mergeable summaries, so memory is bounded by the batch, not the file.
+    """
+
+    kind: Literal["local", "ray"] = "local"
+    address: str = Field("auto", description="ray only: 'auto' (a local or already started cluster) or 'ray://host:port'")
+    workers: int = Field(1, ge=1, le=4096, description="ray only: actors in the prediction pool")
+    gpus_per_worker: float = Field(0, ge=0, le=16, description="ray only: GPUs each actor reserves")
+    batch_rows: int | None = Field(None, ge=1, le=100_000_000, description="rows per batch; on local, turns on streaming")
+
+    @model_validator(mode="after")
+    def _check_address(self) -> "EngineSpec":
+        if self.address != "auto" and not re.fullmatch(r"ray://[\w.\-]+(:\d{1,5})?", self.address):
+            raise ValueError(f"engine.address must be 'auto' or 'ray://host:port'; found {self.address!r}")
+        if self.kind == "local" and (self.address != "auto" or self.workers != 1 or self.gpus_per_worker):
+            raise ValueError("engine.address, workers and gpus_per_worker need engine.kind: ray")
+        return self
+
+    @property
+    def sharded(self) -> bool:
+        """Whether the data are read in batches and reduced to summaries (Ray, or local streaming)."""
+        return self.kind == "ray" or self.batch_rows is not None
+
+
 class AuditConfig(Strict):
     """A validated, frozen audit spec. Build it with :func:`load_config`."""
 
@@ -510,6 +543,7 @@ class AuditConfig(Strict):
     )
     model_card: ModelCardText = ModelCardText()
     report: ReportSettings = ReportSettings()
+    engine: EngineSpec = EngineSpec()
 
     _source: Path | None = PrivateAttr(None)
     _source_sha256: str | None = PrivateAttr(None)
@@ -521,6 +555,19 @@ class AuditConfig(Strict):
         if self.model.kind != "predictions" and self.data.kind == "tabular":
             if self.data.features is None and self.data.features_file is None:
                 raise ValueError("data.features (or data.features_file) is required to build the model's input")
+        return self
+
+    @model_validator(mode="after")
+    def _check_engine(self) -> "AuditConfig":
+        if not self.engine.sharded:
+            if self.data.kind == "tabular" and (Path(self.data.path).is_dir() or is_glob(self.data.path)):
+                raise ValueError("data.path is a folder of shards: read it with engine.kind: ray or engine.batch_rows")
+            return self
+        where = "engine.kind: ray" if self.engine.kind == "ray" else "engine.batch_rows (streaming)"
+        if self.data.kind != "tabular" or self.model.kind != "predictions":
+            raise ValueError(f"{where} audits predictions-only tabular specs (model.kind: predictions) for now")
+        if self.data.sample is not None:
+            raise ValueError(f"{where} reads every row: data.sample cannot be sharded; narrow the rows with data.filter")
         return self
 
     @model_validator(mode="after")

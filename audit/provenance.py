@@ -26,11 +26,24 @@ def now() -> str:
 
 
 def file_sha256(path: str | Path) -> str:
+    """SHA-256 of a file; of a folder or glob of shards, of each shard's name and hash in sorted order."""
+    shards = _shard_files(Path(path))
+    if shards is not None:
+        listing = "".join(f"{p.name}\t{file_sha256(p)}\n" for p in shards)
+        return hashlib.sha256(listing.encode()).hexdigest()
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def _shard_files(path: Path) -> list[Path] | None:
+    if path.is_dir():
+        return sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith((".", "_")))
+    if any(mark in path.name for mark in "*?["):
+        return sorted(path.parent.glob(path.name))
+    return None
 
 
 def input_files(config: AuditConfig) -> dict[str, str]:

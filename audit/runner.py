@@ -66,6 +66,10 @@ def preflight(config: AuditConfig) -> None:
 
 def build_context(config: AuditConfig) -> AuditContext:
     """Load data and model and predict once; every check reuses these predictions."""
+    if config.engine.sharded:
+        from audit.scale import engine  # shards, summaries and (optionally) Ray
+
+        return engine.build_context(config)
     data = load_data(config)
     model: ModelAdapter | None = None
     if config.model.kind == "predictions":

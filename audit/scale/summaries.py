@@ -1,0 +1,171 @@
+"""Exact, mergeable summaries of scored rows: the count of each distinct row.
+
+Every statistic the fairness, performance and data checks compute depends on the rows only
+through their values, never their order or identity: confusion counts through (cell, label,
+decision); ROC-AUC and average precision through the positive and negative counts per distinct
+score; log loss and calibration through the probabilities. So the multiset of rows (each
+distinct (sensitive values, label, decision, score, probabilities) row with its count) holds
+every number the local run computes, and two shards' multisets merge by adding counts: integers,
+so the merge is exact and independent of the number or order of shards. Nothing is bucketed:
+distinct scores stay distinct, which is why a score given to many decimals keeps as many
+distinct rows as it has distinct values (the exactness costs that memory, never accuracy).
+
+The merged summary is sorted by its key columns, so the rows it rebuilds come in one canonical
+order whatever the sharding; the count-based bootstraps (cell tables, distinct score rows) do
+not depend on row order at all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from audit import groups, stats
+from audit.context import Predictions
+
+LABEL, DECISION, SCORE = "__label", "__decision", "__score"
+COUNT = "__count"
+
+
+def _probability(k: int) -> str:
+    return f"__probability_{k}"
+
+
+@dataclass(frozen=True)
+class Summary:
+    """Distinct scored rows and how many rows share each; added across shards.
+
+    ``keys`` has the sensitive columns (group values as text), the label and decision class
+    indices, and the score and class probabilities when the predictions have them.
+    ``rows_read`` and ``rows_after_filter`` count the source rows before any row is dropped.
+    """
+
+    keys: pd.DataFrame
+    counts: np.ndarray
+    sensitive: tuple[str, ...]
+    n_classes: int
+    rows_read: int = 0
+    rows_after_filter: int = 0
+
+    @property
+    def n(self) -> int:
+        return int(self.counts.sum())
+
+
+def summarize(
+    sensitive: pd.DataFrame, labels: np.ndarray, predictions: Predictions, n_classes: int, *, rows_read: int
+) -> Summary:
+    """The summary of one batch of scored rows (``rows_read`` counts them before the filter)."""
+    columns = {str(c): np.asarray(sensitive[c].astype(str), dtype=object) for c in sensitive.columns}
+    columns[LABEL] = np.asarray(labels, dtype=np.int64)
+    columns[DECISION] = np.asarray(predictions.decisions, dtype=np.int64)
+    if predictions.scores is not None:
+        columns[SCORE] = np.asarray(predictions.scores, dtype=np.float64)
+    if predictions.probabilities is not None:
+        for k in range(n_classes):
+            columns[_probability(k)] = np.asarray(predictions.probabilities[:, k], dtype=np.float64)
+    frame = pd.DataFrame(columns)
+    frame[COUNT] = np.ones(len(frame), dtype=np.int64)
+    return _reduced(frame, tuple(str(c) for c in sensitive.columns), n_classes, rows_read, len(labels))
+
+
+def merge(summaries: Iterable[Summary]) -> Summary:
+    """Add shard summaries: equal rows' counts are summed (exact integers), keys sorted."""
+    parts = list(summaries)
+    if not parts:
+        raise ValueError("no summaries to merge")
+    frame = pd.concat([part.keys.assign(**{COUNT: part.counts}) for part in parts], ignore_index=True)
+    return _reduced(
+        frame,
+        parts[0].sensitive,
+        parts[0].n_classes,
+        sum(part.rows_read for part in parts),
+        sum(part.rows_after_filter for part in parts),
+    )
+
+
+def _reduced(frame: pd.DataFrame, sensitive: tuple[str, ...], n_classes: int, read: int, kept: int) -> Summary:
+    keys = [c for c in frame.columns if c != COUNT]
+    if len(frame) == 0:
+        return Summary(frame[keys], np.zeros(0, dtype=np.int64), sensitive, n_classes, read, kept)
+    summed = frame.groupby(keys, sort=True, dropna=False)[COUNT].sum().reset_index()
+    return Summary(summed[keys], summed[COUNT].to_numpy(np.int64), sensitive, n_classes, read, kept)
+
+
+# ---------------------------------------------------------------- statistics straight from a summary
+
+
+def cells(summary: Summary) -> groups.Cells:
+    """The sensitive cells of the summary's distinct rows (codes index the distinct rows)."""
+    return groups.code_cells(summary.keys[list(summary.sensitive)])
+
+
+def cell_tables(summary: Summary) -> tuple[groups.Cells, np.ndarray]:
+    """(cells, C, C) integer confusion counts, the table :func:`groups.cell_tables` gives on the rows.
+
+    A weighted bincount over the distinct rows: each adds its count to its cell's (label,
+    decision) entry. Counts up to 2**53 are exact in float64, and the result is cast back.
+    """
+    coded = cells(summary)
+    c = summary.n_classes
+    index = coded.codes * c * c + summary.keys[LABEL].to_numpy() * c + summary.keys[DECISION].to_numpy()
+    flat = np.bincount(index, weights=summary.counts, minlength=coded.count * c * c)
+    return coded, np.rint(flat).astype(np.int64).reshape(coded.count, c, c)
+
+
+def score_table(summary: Summary, positive_index: int, rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Sorted unique scores (highest first) with their positive and negative counts.
+
+    ``rows`` (a boolean mask over the distinct rows) restricts the table to one group.
+    """
+    keys = summary.keys if rows is None else summary.keys[rows]
+    counts = summary.counts if rows is None else summary.counts[rows]
+    positive = keys[LABEL].to_numpy() == positive_index
+    frame = pd.DataFrame({"score": keys[SCORE].to_numpy(), "positive": np.where(positive, counts, 0), "negative": np.where(positive, 0, counts)})
+    table = frame.groupby("score", sort=True).sum().iloc[::-1]
+    return table.index.to_numpy(), table["positive"].to_numpy(), table["negative"].to_numpy()
+
+
+def roc_auc(summary: Summary, positive_index: int, rows: np.ndarray | None = None) -> float:
+    _, positives, negatives = score_table(summary, positive_index, rows)
+    return float(stats.roc_auc_from_table(positives, negatives))
+
+
+def average_precision(summary: Summary, positive_index: int, rows: np.ndarray | None = None) -> float:
+    _, positives, negatives = score_table(summary, positive_index, rows)
+    return float(stats.average_precision_from_table(positives, negatives))
+
+
+def log_loss(summary: Summary) -> float:
+    """Mean log loss over the rows, each distinct row weighted by its count."""
+    labels = summary.keys[LABEL].to_numpy()
+    probabilities = np.column_stack([summary.keys[_probability(k)].to_numpy() for k in range(summary.n_classes)])
+    return float(stats.weighted_mean(stats.log_loss_terms(labels, probabilities), summary.counts))
+
+
+# ---------------------------------------------------------------- rows for the checks
+
+
+def expand(summary: Summary) -> tuple[pd.DataFrame, np.ndarray, Predictions]:
+    """The rows behind the summary, in its canonical order: sensitive values, labels, predictions.
+
+    The checks read rows; these are the same multiset of rows the local run reads, so every
+    count-based statistic and bootstrap equals the local one.
+    """
+    repeat = summary.counts
+    keys = summary.keys
+    sensitive = pd.DataFrame(
+        {c: np.repeat(keys[c].to_numpy(dtype=object), repeat) for c in summary.sensitive},
+        index=pd.RangeIndex(summary.n),
+    )
+    labels = np.repeat(keys[LABEL].to_numpy(np.int64), repeat)
+    decisions = np.repeat(keys[DECISION].to_numpy(np.int64), repeat)
+    scores = np.repeat(keys[SCORE].to_numpy(np.float64), repeat) if SCORE in keys else None
+    probabilities = None
+    if _probability(0) in keys:
+        columns = [keys[_probability(k)].to_numpy(np.float64) for k in range(summary.n_classes)]
+        probabilities = np.repeat(np.column_stack(columns), repeat, axis=0)
+    return sensitive, labels, Predictions(decisions=decisions, probabilities=probabilities, scores=scores)

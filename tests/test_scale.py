@@ -1,0 +1,140 @@
+"""Exact mergeable summaries and the local streaming engine, against the local run and scikit-learn."""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import average_precision_score, log_loss, roc_auc_score
+
+from audit import groups, load_config, run_audit
+from audit.cli import main
+from audit.context import Predictions
+from audit.errors import ConfigError
+from audit.scale import summaries
+from tests.decision_log import assert_same_numbers, decision_log, spec, split, write_shards
+
+
+def _summary(frame: pd.DataFrame) -> summaries.Summary:
+    probabilities = np.column_stack([1 - frame.score, frame.score])
+    predictions = Predictions(frame.approved.to_numpy(), probabilities, frame.score.to_numpy())
+    return summaries.summarize(frame[["region", "sex"]], frame.label.to_numpy(), predictions, 2, rows_read=len(frame))
+
+
+@pytest.fixture(scope="module")
+def log() -> pd.DataFrame:
+    return decision_log(4000, seed=1)
+
+
+def test_merged_shards_equal_the_whole_in_any_order(log):
+    whole = _summary(log)
+    parts = [_summary(part) for part in split(log, 7)]
+    for order in (parts, parts[::-1]):
+        merged = summaries.merge(order)
+        pd.testing.assert_frame_equal(merged.keys, whole.keys)
+        np.testing.assert_array_equal(merged.counts, whole.counts)
+    assert merged.n == len(log) and merged.rows_read == len(log)
+
+
+def test_cell_tables_from_a_summary_equal_the_row_tables(log):
+    merged = summaries.merge(_summary(part) for part in split(log, 5))
+    coded, tables = summaries.cell_tables(merged)
+    row_cells = groups.code_cells(log[["region", "sex"]].reset_index(drop=True))
+    expected = groups.cell_tables(row_cells, log.label.to_numpy(), log.approved.to_numpy(), 2)
+    pd.testing.assert_frame_equal(coded.values, row_cells.values)
+    assert tables.dtype == np.int64
+    np.testing.assert_array_equal(tables, expected)
+    # a hand count of one cell
+    north_f = log[(log.region == "north") & (log.sex == "F")]
+    index = coded.values.index[(coded.values.region == "north") & (coded.values.sex == "F")][0]
+    assert tables[index, 1, 1] == int(((north_f.label == 1) & (north_f.approved == 1)).sum())
+
+
+def test_score_statistics_from_a_summary_equal_scikit_learn(log):
+    merged = summaries.merge(_summary(part) for part in split(log, 4))
+    assert summaries.roc_auc(merged, 1) == pytest.approx(roc_auc_score(log.label, log.score), abs=1e-12)
+    assert summaries.average_precision(merged, 1) == pytest.approx(average_precision_score(log.label, log.score), abs=1e-12)
+    assert summaries.log_loss(merged) == pytest.approx(log_loss(log.label, log.score), abs=1e-12)
+    west = (merged.keys.region == "west").to_numpy()
+    rows = log[log.region == "west"]
+    assert summaries.roc_auc(merged, 1, west) == pytest.approx(roc_auc_score(rows.label, rows.score), abs=1e-12)
+
+
+def test_expanded_rows_are_the_same_multiset(log):
+    sensitive, labels, predictions = summaries.expand(summaries.merge(_summary(p) for p in split(log, 3)))
+    rebuilt = pd.DataFrame({"region": sensitive.region, "sex": sensitive.sex, "label": labels, "approved": predictions.decisions, "score": predictions.scores})
+    columns = ["region", "sex", "label", "approved", "score"]
+    expected = log[columns].sort_values(columns).reset_index(drop=True)
+    pd.testing.assert_frame_equal(rebuilt.sort_values(columns).reset_index(drop=True), expected, check_dtype=False)
+
+
+@pytest.fixture(scope="module")
+def shards(tmp_path_factory, log):
+    root = tmp_path_factory.mktemp("log")
+    return root, write_shards(log, root)
+
+
+@pytest.fixture(scope="module")
+def local_result(shards):
+    root, paths = shards
+    return run_audit(load_config(spec(root, paths["whole"], name="local.yaml")))
+
+
+@pytest.mark.parametrize("source", ["parquet", "glob", "whole"])
+@pytest.mark.parametrize("batch_rows", [97, 5000])
+def test_streaming_equals_the_local_run(shards, local_result, source, batch_rows):
+    root, paths = shards
+    config = load_config(spec(root, paths[source], engine={"batch_rows": batch_rows}, name=f"s-{source}-{batch_rows}.yaml"))
+    result = run_audit(config)
+    assert_same_numbers(local_result, result)
+    assert result.data["rows_read"] == local_result.data["rows_read"] == 4000
+    assert result.data["rows_used"] == local_result.data["rows_used"]
+    assert result.data["engine"] == "local streaming"
+
+
+@pytest.mark.parametrize(
+    ("engine", "message"),
+    [
+        ({"kind": "ray", "address": "localhost:6379"}, "engine.address must be 'auto' or 'ray://host:port'"),
+        ({"workers": 2}, "need engine.kind: ray"),
+        ({"kind": "ray", "workers": 0}, "workers"),
+        ({"kind": "spark"}, "engine.kind"),
+        ({"batch_rows": 0}, "batch_rows"),
+        ({"kind": "ray", "threads": 2}, "threads"),
+    ],
+)
+def test_engine_section_is_validated(tmp_path, engine, message, capsys):
+    path = spec(tmp_path, _one_file(tmp_path), engine=engine)
+    assert main(["validate", str(path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1
+
+
+def test_shards_need_a_sharded_engine_and_no_sample(tmp_path, shards, capsys):
+    root, paths = shards
+    assert main(["validate", str(spec(root, paths["parquet"], name="folder.yaml"))]) == 2
+    assert "folder of shards" in capsys.readouterr().err
+    path = spec(root, paths["glob"], engine={"kind": "ray"}, name="sampled.yaml")
+    text = path.read_text().replace("  filter: age >= 21\n", "  sample: {n: 10}\n")
+    path.write_text(text)
+    assert main(["validate", str(path)]) == 2
+    assert "data.sample cannot be sharded" in capsys.readouterr().err
+
+
+def test_missing_ray_is_one_line_and_writes_nothing(tmp_path, monkeypatch, capsys):
+    path = spec(tmp_path, _one_file(tmp_path), engine={"kind": "ray"})
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray now raises ImportError
+    out = tmp_path / "out"
+    assert main(["run", str(path), "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "needs Ray, which is not installed" in err[0] and "rai-audit[ray]" in err[0]
+    assert not out.exists() or not any(out.iterdir())
+    with pytest.raises(ConfigError):
+        run_audit(load_config(path))
+
+
+def _one_file(root) -> str:
+    decision_log(200).to_csv(root / "one.csv", index=False)
+    return "one.csv"
