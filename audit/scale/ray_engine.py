@@ -9,6 +9,7 @@ them. Ray retries a task whose worker dies, and a retried shard gives the same s
 from __future__ import annotations
 
 import pickle
+import warnings
 
 import numpy as np
 
@@ -25,7 +26,10 @@ def summaries(config: AuditConfig, shards: list[Shard]) -> list[Summary]:
     import ray.data
 
     engine = config.engine
-    context = ray.data.DataContext.get_current()
+    with warnings.catch_warnings():
+        # Ray 2.60's DataContext warns about its own deprecated defaults when it is created
+        warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"ray\.")
+        context = ray.data.DataContext.get_current()
     context.enable_progress_bars = False  # library code never prints; the CLI owns the terminal
     context.print_on_execution_start = False
     items = [{"shard": pickle.dumps(shard)} for shard in shards]

@@ -1,0 +1,79 @@
+"""engine: ray in local mode gives the local run's numbers, with 1 and 2 workers.
+
+One Ray session for the module, small enough for a 2-core container: the object store capped at
+100 MB and its spilling and temp files in a temporary folder (/dev/shm holds only 64 MB there).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from audit import load_config, run_audit
+from audit.cli import main
+from tests.decision_log import assert_same_numbers, decision_log, spec, write_shards
+
+ray = pytest.importorskip("ray")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def ray_session(tmp_path_factory):
+    temp = tmp_path_factory.mktemp("ray")
+    ray.init(
+        num_cpus=2,
+        object_store_memory=100 * 2**20,
+        include_dashboard=False,
+        log_to_driver=False,
+        configure_logging=False,
+        _temp_dir=str(temp),
+        _system_config={"object_spilling_config": f'{{"type": "filesystem", "params": {{"directory_path": "{temp}"}}}}'},
+    )
+    yield
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def shards(tmp_path_factory):
+    root = tmp_path_factory.mktemp("log")
+    return root, write_shards(decision_log(3000, seed=2), root)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_multi_shard_predictions_spec_equals_the_local_run(shards, workers):
+    root, paths = shards
+    local = run_audit(load_config(spec(root, paths["whole"], name="local.yaml")))
+    engine = {"kind": "ray", "workers": workers, "batch_rows": 400}
+    sharded = run_audit(load_config(spec(root, paths["parquet"], engine=engine, name=f"ray{workers}.yaml")))
+    assert_same_numbers(local, sharded)
+    assert sharded.data["engine"] == "ray" and sharded.data["shards"] == 9
+    assert sharded.data["rows_read"] == local.data["rows_read"] == 3000
+
+
+def test_compas_demo_spec_on_ray_equals_the_local_run(tmp_path):
+    # the spec's data path is a package path, so the copy in another folder reads the same file
+    text = Path("examples/compas_predictions.yaml").read_text()
+    local = run_audit(load_config("examples/compas_predictions.yaml"))
+    path = tmp_path / "compas_ray.yaml"
+    path.write_text(text + "\nengine: {kind: ray, workers: 2, batch_rows: 2000}\n")
+    assert_same_numbers(local, run_audit(load_config(path)))
+
+
+def test_csv_glob_through_the_cli(shards, tmp_path):
+    root, paths = shards
+    out = tmp_path / "out"
+    path = spec(root, paths["glob"], engine={"kind": "ray", "workers": 2}, name="glob.yaml")
+    assert main(["run", str(path), "--out", str(out), "--quiet"]) in (0, 1)
+    assert (out / "result.json").exists()
+
+
+def test_unreachable_address_is_one_line(tmp_path, capsys):
+    decision_log(50).to_csv(tmp_path / "one.csv", index=False)
+    ray.shutdown()  # a fresh connection is attempted only outside a running session
+    try:
+        path = spec(tmp_path, "one.csv", engine={"kind": "ray", "address": "ray://127.0.0.1:9"})
+        assert main(["run", str(path), "--out", str(tmp_path / "out")]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "cannot reach the Ray cluster at ray://127.0.0.1:9" in err[0]
+    finally:
+        assert not ray.is_initialized()
