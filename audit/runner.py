@@ -7,7 +7,7 @@ import time
 import numpy as np
 import torch
 
-from audit import checks, gate, provenance
+from audit import checks, gate, profiles, provenance
 from audit.config import AuditConfig
 from audit.context import AuditContext
 from audit.data import load_data
@@ -41,7 +41,8 @@ def run_audit(config: AuditConfig, *, command: str | None = None) -> AuditResult
         provenance=provenance.build(
             config, device=device, started=started, finished=provenance.now(), command=command
         )
-        | {"check_seconds": timings},
+        | {"check_seconds": timings}
+        | profiles.provenance(config),
         data=_jsonable(ctx.data.summary),
         model=_describe_model(ctx),
         failures=tuple(failures),
