@@ -101,7 +101,7 @@ def verify(folder: Path, public_path: Path, *, previous: Path | None = None) -> 
     folder = Path(folder)
     manifest_path = _require(folder / MANIFEST, "manifest (sign the folder first: rai-audit sign)")
     content = manifest_path.read_bytes()
-    signature = _require(folder / SIGNATURE, "signature").read_bytes()
+    signature = _require(folder / SIGNATURE, "signature").read_bytes().strip()
     try:
         _public_key(public_path).verify(base64.b64decode(signature, validate=True), content)
         valid = True
