@@ -67,20 +67,22 @@ class CategoryTable:
 
 
 def category_codes(values: pd.Series, spec: CategoryColumn) -> np.ndarray:
-    """Index of each value in ``spec.categories``; -1 for unknown; a DataError for anything else."""
-    text = pd.Series(values, copy=False).astype(object).where(pd.Series(values).notna(), MISSING)
-    codes = pd.Index(spec.categories).get_indexer(text)
-    outside = codes < 0
-    if outside.any():
-        strays = pd.Series(text[outside]).value_counts()
-        strays = strays[~strays.index.isin([*spec.unknown, MISSING])]
-        if len(strays):
-            found = ", ".join(f"{v!r} ({n} rows)" for v, n in strays.head(5).items())
-            raise DataError(
-                f"ll144: column '{spec.column}' holds {found}, outside the declared categories {spec.categories}",
-                hint=f"add them to the categories or to unknown of report.ll144 for '{spec.column}'",
-            )
-    return codes
+    """Index of each value in ``spec.categories``; -1 for unknown; a DataError for anything else.
+
+    The rows are hashed once (``pandas.factorize``); the few distinct values are then looked up.
+    """
+    raw, distinct = pd.factorize(pd.Series(values, copy=False), use_na_sentinel=True)
+    distinct = pd.Index(distinct, dtype=object)
+    lookup = np.append(pd.Index(spec.categories, dtype=object).get_indexer(distinct), -1)  # last: missing
+    stray = (lookup[:-1] < 0) & ~distinct.isin([*spec.unknown, MISSING])
+    if stray.any():
+        rows = np.bincount(raw[raw >= 0], minlength=len(distinct))
+        found = ", ".join(f"{distinct[i]!r} ({rows[i]} rows)" for i in np.flatnonzero(stray)[:5])
+        raise DataError(
+            f"ll144: column '{spec.column}' holds {found}, outside the declared categories {spec.categories}",
+            hint=f"add them to the categories or to unknown of report.ll144 for '{spec.column}'",
+        )
+    return lookup[raw]
 
 
 def cross_counts(codes: list[np.ndarray], sizes: list[int], outcome: np.ndarray, outcomes: int,
