@@ -218,9 +218,9 @@ def _bounds_section(result: AuditResult, cell) -> list[str]:
             continue
         any_table = True
         names = ", ".join(cell(r["category"]) for r in below)
-        lines.append(f"- {cell(table['title'])}: an impact ratio could fall below 0.8 within the bounds for {names}.")
+        lines.append(f"- {cell(table['title'])}: at the low end of the bounds an impact ratio is below 0.8 for {names}.")
     if not any_table:
-        lines.append("- No impact ratio could fall below 0.8 within these bounds.")
+        lines.append("- No impact ratio falls below 0.8 even at the low end of these bounds.")
     return lines + [""]
 
 
