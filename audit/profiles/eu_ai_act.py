@@ -108,7 +108,7 @@ def _finding_items(result: AuditResult) -> list[tuple[str, str]]:
     for table in tables(result):
         for row in table["below_four_fifths"]:
             items.append((f"LL144 {table['title']}: {row['category']}",
-                          "an impact ratio could fall below 0.8 given the individuals of unknown category"))
+                          "at the low end of the missing-data bounds (individuals of unknown category) an impact ratio is below 0.8"))
     items.append(("Outcomes the audit cannot see", TO_COMPLETE))
     return items
 
