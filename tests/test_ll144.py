@@ -218,7 +218,7 @@ def test_small_categories_are_excluded_with_the_disclosure(tmp_path):
 def _result(measurements, **settings) -> AuditResult:
     spec = LL144Settings.model_validate(settings)
     return AuditResult(name="t", measurements=tuple(measurements), data={}, model={},
-                       provenance={"finished": "2024-02-29T12:00:00", "profiles": {"names": ["ll144"], "ll144": spec.model_dump()}})
+                       provenance={"finished": "2024-02-29T12:00:00", "profiles": {"names": ["ll144"], "ll144": spec.model_dump(mode="json")}})
 
 
 def test_the_audit_is_valid_for_one_year():
@@ -237,6 +237,19 @@ def test_the_csv_holds_the_numbers_of_the_result(tmp_path):
         if row["table"] == "intersectional" and row["impact_ratio"]:
             assert float(row["impact_ratio"]) == ratios[(row["sex"], row["race_ethnicity"])].value
     assert len(rows) == 2 + 3 + 6
+
+
+def test_csv_cells_never_start_a_formula(tmp_path):
+    text = "sex,applicants,selected\n=HYPERLINK(1),10,3\nB,10,5\n"
+    settings = {"sex": {"column": "sex", "categories": ["=HYPERLINK(1)", "B"]}}
+    out = _measure_counts(tmp_path, text, **settings)
+    rows = list(csv.DictReader(io.StringIO(ll144_report.to_csv(_result(out, **settings)))))
+    assert rows[0]["sex"] == "'=HYPERLINK(1)" and rows[1]["sex"] == "B"
+
+
+def test_a_bad_audit_date_is_refused_at_the_boundary():
+    with pytest.raises(ValueError):
+        LL144Settings.model_validate({"sex": SEX, "audit_date": "last Tuesday"})
 
 
 # ---------------------------------------------------------------- end to end and bad input

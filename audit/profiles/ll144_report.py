@@ -16,6 +16,7 @@ from audit.report.format import ci_text, number, percent
 from audit.results import AuditResult
 
 FOUR_FIFTHS = 0.8
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 TABLE_TITLES = {"sex": "Sex categories", "race_ethnicity": "Race/ethnicity categories",
                 "intersectional": "Intersectional categories (sex x race/ethnicity)"}
 CSV_FIELDS = (
@@ -123,6 +124,8 @@ def _csv_row(table: dict[str, Any], row: dict[str, Any]) -> dict[str, Any]:
 def _csv_value(value: Any) -> Any:
     if value is None:
         return ""
+    if isinstance(value, str) and value.startswith(FORMULA_START):
+        return "'" + value  # a spreadsheet must not run a category name as a formula
     if isinstance(value, float):
         return repr(value) if value == value and abs(value) != float("inf") else ""
     return value

@@ -6,6 +6,7 @@ config imports these models. Every model forbids unknown keys, as the rest of th
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -54,7 +55,7 @@ class LL144Settings(_Strict):
     data_type: Literal["historical", "test"] = Field("historical", description="5-302: historical data, or test data")
     test_data_explanation: str | None = Field(None, description="with test data: why historical data was not used, how the test data was made")
     data_period: str | None = Field(None, description="the period the data covers, e.g. 2024-01-01 to 2024-12-31")
-    audit_date: str | None = Field(None, description="ISO date of the audit; default: the day the audit ran")
+    audit_date: dt.date | None = Field(None, description="ISO date of the audit (YYYY-MM-DD); default: the day the audit ran")
     auditor: str | None = None
 
     @model_validator(mode="after")
