@@ -152,8 +152,9 @@ def to_markdown(result: AuditResult) -> str:
     if spec.get("data_type") == "test":
         lines.append(f"- **Why test data, and how it was made:** {cell(spec.get('test_data_explanation'))}")
     lines += [f"- **Method:** {_method_text(result, basis)}", ""]
+    level = f"{100 * float(result.provenance.get('ci_level') or 0.95):g}%"
     for table in tables(result):
-        lines += _markdown_table(table, basis, cell)
+        lines += _markdown_table(table, basis, cell, level)
     lines += _exclusions(result, cell) + _bounds_section(result, cell) + _thresholds(result, cell)
     return "\n".join(lines).rstrip() + "\n"
 
@@ -168,7 +169,7 @@ def _method_text(result: AuditResult, basis: str) -> str:
             f"sample ({shown}); impact ratio = the category's scoring rate / the highest scoring rate.")
 
 
-def _markdown_table(table: dict[str, Any], basis: str, cell) -> list[str]:
+def _markdown_table(table: dict[str, Any], basis: str, cell, level: str) -> list[str]:
     count_name, rate_name = ("Selected", "Selection rate") if basis == "selection" else ("Above median", "Scoring rate")
     title = table["title"] + (f", classification group {cell(table['classification'])}" if table["classification"] else "")
     lines = [f"## {title}", "", f"| Category | Applicants | {count_name} | {rate_name} | Impact ratio |", "|---|---:|---:|---:|---:|"]
@@ -178,7 +179,7 @@ def _markdown_table(table: dict[str, Any], basis: str, cell) -> list[str]:
                      f"{percent(row['rate'])} | {ratio} |")
     lines += ["", f"Individuals in an unknown category, left out of this table: **{table['unknown']:,}**.", "",
               "<details><summary>Intervals, tests and missing-data bounds</summary>", "",
-              f"| Category | {rate_name} 95% CI | Impact ratio 95% CI | p-value (test) | Impact ratio, worst case | "
+              f"| Category | {rate_name} {level} CI | Impact ratio {level} CI | p-value (test) | Impact ratio, worst case | "
               "Impact ratio, proportional |", "|---|---|---|---|---|---|"]
     for row in table["rows"]:
         test = f"{row['p_value']:.3g} ({'z' if row['test'] == 'z' else 'Fisher'})" if row["p_value"] is not None else "-"
