@@ -326,3 +326,13 @@ def test_bad_counts(tmp_path, capsys, row, needle):
     (tmp_path / "settings.yaml").write_text(yaml.safe_dump({"sex": SEX}))
     code = main(["ll144", str(tmp_path / "counts.csv"), "--settings", str(tmp_path / "settings.yaml"), "--out", str(tmp_path / "o")])
     _bad(code, capsys, tmp_path / "o", needle)
+
+
+def test_the_bundled_counts_example_reproduces_the_rule(tmp_path, capsys):
+    from audit.resources import bundled
+
+    folder = bundled("examples") / "ll144_counts"
+    assert main(["ll144", str(folder / "counts.csv"), "--settings", str(folder / "settings.yaml"), "--out", str(tmp_path)]) == 0
+    summary = (tmp_path / "ll144.md").read_text()
+    assert "| Male | 92 | 50 | 54.3% | 1.000 |" in summary and "| Female | 76 | 34 | 44.7% | 0.823 |" in summary
+    assert "after **2024-04-06**" in summary
