@@ -10,8 +10,9 @@ user's PEM files; nothing leaves the machine. The ``cryptography`` package does 
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
+import os
+import tempfile
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -21,8 +22,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from audit.errors import ConfigError
-from audit.output import write_files
+from audit.errors import ConfigError, OutputError
 from audit.provenance import file_sha256
 
 MANIFEST, SIGNATURE = "manifest.json", "manifest.sig"
@@ -53,11 +53,22 @@ def generate_keys(prefix: Path) -> tuple[Path, Path]:
     key = Ed25519PrivateKey.generate()
     private = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     public = key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-    folder = private_path.parent
-    folder.mkdir(parents=True, exist_ok=True)
-    write_files(folder, {private_path.name: private, public_path.name: public})
-    private_path.chmod(0o600)
+    private_path.parent.mkdir(parents=True, exist_ok=True)
+    _write_beside(private_path, private, mode=0o600)
+    _write_beside(public_path, public, mode=0o644)
     return private_path, public_path
+
+
+def _write_beside(path: Path, content: bytes, *, mode: int) -> None:
+    """Write one file atomically next to the audit's own files, leaving every other file alone."""
+    try:
+        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(content)
+        os.chmod(temporary, mode)
+        os.replace(temporary, path)
+    except OSError as exc:
+        raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
 
 
 def file_hashes(folder: Path) -> dict[str, str]:
@@ -92,7 +103,8 @@ def sign(folder: Path, key_path: Path, *, previous: Path | None = None) -> dict[
     key = _private_key(key_path)
     manifest = build_manifest(folder, previous=previous)
     content = (json.dumps(manifest, indent=1, sort_keys=True) + "\n").encode()
-    write_files(folder, {MANIFEST: content, SIGNATURE: base64.b64encode(key.sign(content)) + b"\n"})
+    _write_beside(folder / MANIFEST, content, mode=0o644)
+    _write_beside(folder / SIGNATURE, base64.b64encode(key.sign(content)) + b"\n", mode=0o644)
     return manifest
 
 
