@@ -253,34 +253,50 @@ def included_categories(table: CategoryTable, options: TableOptions) -> np.ndarr
 def table_measurements(table: CategoryTable, options: TableOptions) -> list[Measurement]:
     """Every number of one table, as Measurements of check 'll144' with ``params.table``."""
     params = {"table": table.table} | ({"classification": table.classification} if table.classification else {})
-    count_metric, rate_metric = RATE[options.basis]
+    out = [Measurement(CHECK, "unknown_count", float(table.unknown_applicants), None, None, table.unknown_applicants,
+                       dict(params), note=_unknown_note(table, RATE[options.basis][0]))]
+    figures = _table_figures(table, options)
+    for i, key in enumerate(table.categories):
+        out += _category_measurements(table, options, figures, i, dict(zip(table.columns, key)), params)
+    return out
+
+
+def _table_figures(table: CategoryTable, options: TableOptions) -> dict[str, object]:
+    """The arrays one table's measurements are read from (one entry per category)."""
     n, s = table.applicants, table.selected
     included = included_categories(table, options)
     with np.errstate(invalid="ignore", divide="ignore"):
         rates = np.where(n > 0, s / np.maximum(n, 1), np.nan)
-    ratios = _ratios(rates, included & (n > 0))
-    reference = _reference(rates, included & (n > 0))
-    low, high = clopper_pearson(s, n, options.level)
-    worst = worst_case_bounds(n, s, table.unknown_applicants, included)
-    proportional = proportional_bounds(n, s, table.unknown_applicants, included)
-    out = [Measurement(CHECK, "unknown_count", float(table.unknown_applicants), None, None, table.unknown_applicants,
-                       dict(params), note=_unknown_note(table, count_metric))]
-    for i, key in enumerate(table.categories):
-        group = dict(zip(table.columns, key))
-        def add(metric, value, ci=None, note=None, status=None, extra=None, count=int(n[i])):
-            out.append(Measurement(CHECK, metric, _finite(value), dict(group), ci, count, params | (extra or {}), note, status))
-        add("applicants", n[i])
-        add(count_metric, s[i])
-        add(rate_metric, rates[i], _ci(low[i], high[i]), None if n[i] else "no applicants in this category",
-            None if n[i] else "undefined")
-        _bounds(add, "rate", i, worst[:2], proportional[:2])
-        if n[i] == 0:
-            continue
-        if not included[i]:
-            add("excluded_share", n[i] / table.total, note="under 2% of the data: left out of the impact ratios (5-301(d))")
-            continue
-        _ratio_measurements(add, i, ratios[i], reference, n, s, options)
-        _bounds(add, "impact_ratio", i, worst[2:], proportional[2:])
+    return {
+        "included": included, "rates": rates, "ratios": _ratios(rates, included & (n > 0)),
+        "reference": _reference(rates, included & (n > 0)), "interval": clopper_pearson(s, n, options.level),
+        "worst": worst_case_bounds(n, s, table.unknown_applicants, included),
+        "proportional": proportional_bounds(n, s, table.unknown_applicants, included),
+    }
+
+
+def _category_measurements(table, options, figures, i, group, params) -> list[Measurement]:
+    n, s = table.applicants, table.selected
+    count_metric, rate_metric = RATE[options.basis]
+    out: list[Measurement] = []
+
+    def add(metric, value, ci=None, note=None, status=None, extra=None):
+        # every measurement of the category shares its group, params and denominator
+        out.append(Measurement(CHECK, metric, _finite(value), dict(group), ci, int(n[i]), params | (extra or {}), note, status))
+
+    low, high = figures["interval"]
+    add("applicants", n[i])
+    add(count_metric, s[i])
+    add(rate_metric, figures["rates"][i], _ci(low[i], high[i]), None if n[i] else "no applicants in this category",
+        None if n[i] else "undefined")
+    _bounds(add, "rate", i, figures["worst"][:2], figures["proportional"][:2])
+    if n[i] == 0:
+        return out
+    if not figures["included"][i]:
+        add("excluded_share", n[i] / table.total, note="under 2% of the data: left out of the impact ratios (5-301(d))")
+        return out
+    _ratio_measurements(add, i, figures["ratios"][i], figures["reference"], n, s, options)
+    _bounds(add, "impact_ratio", i, figures["worst"][2:], figures["proportional"][2:])
     return out
 
 
