@@ -6,12 +6,14 @@ One Ray session for the module, small enough for a 2-core container: the object 
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
 from audit import load_config, run_audit
 from audit.cli import main
+from audit.scale import ray_engine
 from tests.decision_log import assert_same_numbers, decision_log, spec, write_shards
 
 ray = pytest.importorskip("ray")
@@ -48,6 +50,28 @@ def test_multi_shard_predictions_spec_equals_the_local_run(shards, workers):
     assert_same_numbers(local, sharded)
     assert sharded.data["engine"] == "ray" and sharded.data["shards"] == 9
     assert sharded.data["rows_read"] == local.data["rows_read"] == 3000
+
+
+class DiesOnce(ray_engine._ShardSummarizer):
+    """A summarizer whose first call anywhere kills its worker process (a marker file says who went first)."""
+
+    def __call__(self, batch):
+        marker = Path(self.config.data.path).parent / "worker-died"
+        try:
+            marker.touch(exist_ok=False)
+        except FileExistsError:
+            return super().__call__(batch)
+        os._exit(1)
+
+
+def test_a_worker_killed_mid_run_is_retried_and_the_result_is_unchanged(shards, monkeypatch):
+    root, paths = shards
+    local = run_audit(load_config(spec(root, paths["whole"], name="local.yaml")))
+    monkeypatch.setattr(ray_engine, "_ShardSummarizer", DiesOnce)
+    engine = {"kind": "ray", "workers": 2, "batch_rows": 400}
+    sharded = run_audit(load_config(spec(root, paths["parquet"], engine=engine, name="dies.yaml")))
+    assert (root / "worker-died").exists()  # one worker did die
+    assert_same_numbers(local, sharded)
 
 
 def test_compas_demo_spec_on_ray_equals_the_local_run(tmp_path):
