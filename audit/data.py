@@ -17,6 +17,7 @@ import torch
 from audit.config import (
     AuditConfig,
     CategoricalFeature,
+    CsvOptions,
     ImageData,
     LabelSpec,
     NumericFeature,
@@ -98,21 +99,24 @@ def read_table(spec: TabularData) -> pd.DataFrame:
     try:
         if _table_format(spec) == "parquet":
             return pd.read_parquet(path)
-        options = spec.csv
-        return pd.read_csv(
-            path,
-            sep=options.sep,
-            header=0 if options.header else None,
-            names=options.names,
-            skiprows=options.skiprows,
-            na_values=options.na_values or None,
-            keep_default_na=options.keep_default_na,
-            skipinitialspace=options.skipinitialspace,
-            low_memory=False,
-        )
+        return pd.read_csv(path, **csv_arguments(spec.csv))
     except (OSError, ValueError, pd.errors.ParserError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise DataError(f"cannot read {path.name}: {first}", hint="check data.format and data.csv") from None
+
+
+def csv_arguments(options: CsvOptions) -> dict:
+    """pandas.read_csv arguments for the spec's CSV options (the streaming reader shares them)."""
+    return {
+        "sep": options.sep,
+        "header": 0 if options.header else None,
+        "names": options.names,
+        "skiprows": options.skiprows,
+        "na_values": options.na_values or None,
+        "keep_default_na": options.keep_default_na,
+        "skipinitialspace": options.skipinitialspace,
+        "low_memory": False,
+    }
 
 
 def _apply_filter(frame: pd.DataFrame, expression: str | None) -> pd.DataFrame:

@@ -105,18 +105,7 @@ def read_batches(spec: TabularData, shard: Shard, batch_rows: int) -> Iterator[p
             for batch in pq.ParquetFile(shard.path).iter_batches(batch_size=batch_rows, row_groups=[shard.row_group]):
                 yield batch.to_pandas()
             return
-        options = spec.csv
-        yield from pd.read_csv(
-            shard.path,
-            sep=options.sep,
-            header=0 if options.header else None,
-            names=options.names,
-            skiprows=options.skiprows,
-            na_values=options.na_values or None,
-            keep_default_na=options.keep_default_na,
-            skipinitialspace=options.skipinitialspace,
-            chunksize=batch_rows,
-        )
+        yield from pd.read_csv(shard.path, chunksize=batch_rows, **data_layer.csv_arguments(spec.csv))
     except (OSError, ValueError, pd.errors.ParserError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise DataError(f"cannot read {Path(shard.path).name}: {first}", hint="check data.format and data.csv") from None
