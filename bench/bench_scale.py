@@ -41,6 +41,8 @@ RUNS = {
 def main() -> None:
     if len(sys.argv) > 2 and sys.argv[1] == "--one":
         return _one(Path(sys.argv[2]), sys.argv[3])
+    if len(sys.argv) > 2 and sys.argv[1] == "--parts":
+        return _parts(int(sys.argv[2]))
     with tempfile.TemporaryDirectory() as folder:
         root = Path(folder)
         _write_log(root)
@@ -63,6 +65,34 @@ def _write_log(root: Path) -> None:
         path = "whole.parquet" if engine is None else "parquet"
         spec(root, path, engine=engine, name=_spec_name(name), bootstrap=200)
     assert pd  # imported for to_parquet's engine check
+
+
+def _parts(rows: int) -> None:
+    """The costs a cluster projection needs: one batch's summary, the merge, the rebuild, the checks."""
+    from audit import load_config
+    from audit.scale import engine, summaries
+    from tests.decision_log import decision_log, spec, split
+
+    with tempfile.TemporaryDirectory() as folder:
+        root = Path(folder)
+        frame = decision_log(rows, seed=0)
+        frame.iloc[:10].to_csv(root / "head.csv", index=False)
+        config = load_config(spec(root, "head.csv", engine={"batch_rows": BATCH_ROWS}, bootstrap=200))
+        batches = split(frame, max(1, rows // BATCH_ROWS))
+        start = time.perf_counter()
+        parts = [engine.summarize_batch(config, batch) for batch in batches]
+        per_row = (time.perf_counter() - start) / rows
+        start = time.perf_counter()
+        merged = summaries.merge(parts)
+        merge = time.perf_counter() - start
+        start = time.perf_counter()
+        engine.context_from_summary(config, merged, [engine.Shard("head.csv", "csv")])
+        rebuild = time.perf_counter() - start
+    print(f"## Scaling out, parts: {rows:,} rows in {len(parts)} batches of {BATCH_ROWS:,}\n")
+    print("| part | seconds |\n|---|---|")
+    print(f"| summarize, per 1M rows (one process) | {per_row * 1e6:.2f} |")
+    print(f"| merge {len(parts)} summaries ({sum(p.counts.size for p in parts):,} distinct rows in, {merged.counts.size:,} out) | {merge:.3f} |")
+    print(f"| rebuild {rows:,} rows from the merged summary | {rebuild:.2f} |")
 
 
 def _spec_name(name: str) -> str:

@@ -155,8 +155,9 @@ def context_from_summary(config: AuditConfig, merged: Summary, shards: list[Shar
     spec = config.data
     if merged.n == 0:
         raise DataError(f"data.filter {spec.filter!r} keeps no rows", hint="loosen the filter")
-    sensitive, labels, predictions = summaries.expand(merged)
-    sensitive = _restore_groups(sensitive, spec, config.checks.fairness.max_groups)
+    # group rules and dtypes are settled on the distinct rows, then the rows are rebuilt from them
+    groups_of_keys = _restore_groups(merged.keys[list(merged.sensitive)], spec, config.checks.fairness.max_groups)
+    sensitive, labels, predictions = summaries.expand(merged, groups_of_keys)
     data = AuditData(
         labels=labels,
         classes=tuple(str(c) for c in spec.label.classes),
@@ -188,6 +189,6 @@ def _restore_groups(sensitive: pd.DataFrame, spec: TabularData, max_groups: int)
     for column_spec in spec.sensitive:
         if column_spec.bins is not None:
             order = [*data_layer.bin_labels(column_spec), data_layer.OUTSIDE_BINS, data_layer.MISSING_GROUP]
-            frame[column_spec.column] = pd.Categorical(sensitive[column_spec.column], categories=order)
+            frame[column_spec.column] = pd.Categorical(sensitive[column_spec.column].to_numpy(), categories=order)
             data_layer._check_reference(frame[column_spec.column], column_spec)
     return frame[[s.column for s in spec.sensitive]]

@@ -149,18 +149,18 @@ def log_loss(summary: Summary) -> float:
 # ---------------------------------------------------------------- rows for the checks
 
 
-def expand(summary: Summary) -> tuple[pd.DataFrame, np.ndarray, Predictions]:
+def expand(summary: Summary, sensitive: pd.DataFrame | None = None) -> tuple[pd.DataFrame, np.ndarray, Predictions]:
     """The rows behind the summary, in its canonical order: sensitive values, labels, predictions.
 
     The checks read rows; these are the same multiset of rows the local run reads, so every
-    count-based statistic and bootstrap equals the local one.
+    count-based statistic and bootstrap equals the local one. ``sensitive`` (one row per
+    distinct row, e.g. the group columns with their dtypes) replaces the summary's own text.
     """
     repeat = summary.counts
     keys = summary.keys
-    sensitive = pd.DataFrame(
-        {c: np.repeat(keys[c].to_numpy(dtype=object), repeat) for c in summary.sensitive},
-        index=pd.RangeIndex(summary.n),
-    )
+    distinct = keys[list(summary.sensitive)] if sensitive is None else sensitive
+    taken = np.repeat(np.arange(len(keys)), repeat)
+    rows = distinct.reset_index(drop=True).take(taken).reset_index(drop=True)
     labels = np.repeat(keys[LABEL].to_numpy(np.int64), repeat)
     decisions = np.repeat(keys[DECISION].to_numpy(np.int64), repeat)
     scores = np.repeat(keys[SCORE].to_numpy(np.float64), repeat) if SCORE in keys else None
@@ -168,4 +168,4 @@ def expand(summary: Summary) -> tuple[pd.DataFrame, np.ndarray, Predictions]:
     if _probability(0) in keys:
         columns = [keys[_probability(k)].to_numpy(np.float64) for k in range(summary.n_classes)]
         probabilities = np.repeat(np.column_stack(columns), repeat, axis=0)
-    return sensitive, labels, Predictions(decisions=decisions, probabilities=probabilities, scores=scores)
+    return rows, labels, Predictions(decisions=decisions, probabilities=probabilities, scores=scores)
