@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
 
 from audit import checks, gate, provenance
-from audit.config import AuditConfig
+from audit.config import AuditConfig, load_features_file
 from audit.context import AuditContext
 from audit.data import load_data
 from audit.errors import AuditError
@@ -58,6 +59,8 @@ def preflight(config: AuditConfig) -> None:
     """Input rules that need nothing loaded: threshold metric names, each check's own rules."""
     gate.check_metric_names(config.thresholds, checks.metrics())
     checks.validate(config)
+    if getattr(config.data, "features_file", None) is not None:
+        load_features_file(Path(config.data.features_file))  # a features file of the wrong shape is a spec error
 
 
 def build_context(config: AuditConfig) -> AuditContext:
