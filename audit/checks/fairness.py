@@ -235,8 +235,6 @@ class _Emitter:
         for g, label in enumerate(self.grouping.labels):
             status = "insufficient" if self.small[g] else None
             note = f"insufficient: {self.sizes[g]} rows, fewer than {self.setting.min_group_size}" if status else None
-            if not self.included[g]:
-                note = (note + "; " if note else "") + "left out of the between-group disparities"
             out.append(Measurement(CHECK, "count", float(self.sizes[g]), group=label, n=int(self.sizes[g]), status=status, note=note))
             for t, target in enumerate(self.setting.targets):
                 out += [self._rate(rate, g, t, target, label, status, note) for rate in RATES]
@@ -293,6 +291,7 @@ class _Emitter:
         name = f"{disparity}_{kind}"
         value = float(self.point[name][t])
         params = {"sensitive": self.grouping.name, "method": "between_groups"} | self.setting.params(target)
+        params |= {"small_groups": self.setting.small_groups, "missing": self.setting.missing}  # the policy that chose the groups
         extremes = self._extremes(bases, t, kind)
         params |= {k: _label(self.grouping.labels[v]) for k, v in extremes.items()}
         left_out = self._left_out()
