@@ -142,3 +142,49 @@ def test_the_report_says_which_groups_the_disparities_leave_out(project):
     lead = fairness_view(_audit(project, frame))["lead"]
     assert "leave out groups below the minimum group size and the (missing) group" in lead
     assert "sex=X (n=10)" in lead
+
+
+def test_a_blank_sensitive_value_does_not_fail_the_gate(project):
+    """Issue 10.5: one blank value became a (missing) group of 1 that decided the gate.
+
+    Reference: fairlearn's demographic_parity_difference over the rows with a known sex, and
+    the same audit with `missing: group` and `small_groups: include`, where the (missing) group decides.
+    """
+    from audit import load_config, run_audit
+
+    frame = project.frame.copy()
+    frame.loc[0, "sex"] = None
+    frame.to_csv(project.root / "data.csv", index=False)
+    spec = project.spec(thresholds=["demographic_parity_difference(sensitive=sex) <= 0.5"])
+    result = run_audit(load_config(spec))
+    (finding,) = result.findings
+    parity = next(m for m in result.select("fairness", "demographic_parity_difference") if m.params.get("sensitive") == "sex"
+                  and m.params.get("method") == "between_groups")
+    known = frame["sex"].notna().to_numpy()
+    decisions = result_decisions(project, load_config(spec))
+    expected = demographic_parity_difference(frame["label"][known], decisions[known], sensitive_features=frame["sex"][known])
+    assert parity.value == pytest.approx(expected, abs=TOL) and "sex=(missing) (n=1)" in parity.note
+    assert finding.verdict == "pass", finding.reason
+    raw = yaml_load(spec)
+    raw["checks"] = {"fairness": {"missing": "group", "small_groups": "include"}}
+    spec.write_text(yaml_dump(raw))
+    (finding,) = run_audit(load_config(spec)).findings
+    assert finding.verdict != "pass" and "(missing)" in finding.reason
+
+
+def result_decisions(project, config) -> np.ndarray:
+    from audit.runner import build_context
+
+    return build_context(config).predictions.decisions
+
+
+def yaml_load(path):
+    import yaml
+
+    return yaml.safe_load(path.read_text())
+
+
+def yaml_dump(raw) -> str:
+    import yaml
+
+    return yaml.safe_dump(raw, sort_keys=False)
