@@ -29,7 +29,8 @@ from tests.conftest import make_frame
 TOL = 1e-12
 DISPARITIES = tuple(fairness.DISPARITIES)
 GROUP_METRICS = {"count", *RATES, "roc_auc", "expected_calibration_error"}
-BETWEEN_PARAMS = {"sensitive", "method", "highest_group", "lowest_group"}
+# the policy that chose the groups (issue 10.5) is part of what a between-group disparity depends on
+BETWEEN_PARAMS = {"sensitive", "method", "highest_group", "lowest_group", "small_groups", "missing"}
 
 
 # ---------------------------------------------------------------- helpers

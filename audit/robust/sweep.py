@@ -133,20 +133,25 @@ def _sweep(attack: Attack, target: Target, epsilons: list[float], plan: Plan, ke
 
 
 def _restarts(attack: Attack, target: Target, k: int, eps: float, plan: Plan, broken_at, distance, kept) -> None:
-    """Every random restart of the points that survived the deterministic start, in one batch.
+    """The random restarts of the points that survived the deterministic start, several per call.
 
     The copies of a point run side by side (each its own start; PGD's steps do not depend on
-    the batch), so a small model pays for one call instead of ``restarts``; a point is broken
-    when any copy breaks it.
+    the batch), as many restarts per pass as fit in one attack batch, so a small model pays
+    for one call instead of ``restarts`` and a large one holds one batch of copies at a time;
+    a point is broken when any copy breaks it, and later passes attack only the survivors.
     """
-    todo = np.flatnonzero(broken_at > k)
-    if todo.size == 0:
-        return
-    rows = np.tile(todo, plan.restarts)
-    start = None
-    if attack.name == "PGD":  # PGD takes its starts from here; PGDL2 draws its own (seed + 1)
-        start = torch.cat([_random_start(target, eps, plan, r)[todo] for r in range(1, plan.restarts + 1)])
-    _attack_rows(attack, target, rows, k, eps, plan, broken_at, distance, kept, restart=1, start=start)
+    restart = 1
+    while restart <= plan.restarts:
+        todo = np.flatnonzero(broken_at > k)
+        if todo.size == 0:
+            return
+        chosen = list(range(restart, min(plan.restarts, restart + max(1, plan.batch_size // todo.size) - 1) + 1))
+        start = None
+        if attack.name == "PGD":  # PGD takes its starts from here; PGDL2 draws its own from seed + restart
+            start = torch.cat([_random_start(target, eps, plan, r)[todo] for r in chosen])
+        rows = np.tile(todo, len(chosen))
+        _attack_rows(attack, target, rows, k, eps, plan, broken_at, distance, kept, restart=restart, start=start)
+        restart = chosen[-1] + 1
 
 
 def _attack_rows(attack, target, rows, k, eps, plan, broken_at, distance, kept, *, restart=0, start=None) -> None:
