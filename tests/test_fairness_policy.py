@@ -188,3 +188,38 @@ def yaml_dump(raw) -> str:
     import yaml
 
     return yaml.safe_dump(raw, sort_keys=False)
+
+
+def test_per_class_precision_of_a_class_always_right_has_the_exact_interval():
+    """Class 'c' is predicted 7 times, always rightly: precision 7/7 in every resample.
+
+    Reference: scipy's exact binomial interval for 7 of 7 (and sklearn's precision for the value).
+    """
+    from sklearn.metrics import precision_score
+
+    from audit.checks import performance
+    from tests.test_performance import make_context as performance_context
+    from tests.test_performance import one as pick
+
+    rng = np.random.default_rng(3)
+    labels = np.concatenate([rng.integers(0, 2, size=200), [2] * 12])
+    decisions = np.concatenate([np.where(rng.random(200) < 0.8, labels[:200], 1 - labels[:200]), [2] * 7 + [0] * 5])
+    out = performance.run(performance_context(labels, decisions, ("a", "b", "c"), bootstrap=200))
+    precision = pick(out, "precision", **{"class": "c"})
+    assert precision.value == precision_score(labels, decisions, labels=[2], average=None)[0] == 1.0
+    exact = binomtest(7, 7).proportion_ci(0.95, method="exact")
+    assert precision.ci == pytest.approx((exact.low, exact.high), abs=1e-12) and precision.ci[0] < 1.0
+
+
+def test_a_group_broken_at_every_point_keeps_an_interval_above_zero():
+    """Robust accuracy per group: 12 points, all broken, resample to 0 every time.
+
+    Reference: scipy's exact binomial interval for 0 of 12 (the group's hand count).
+    """
+    from audit.checks.robustness import Setup, _rate_ci
+
+    setup = Setup(rows=np.arange(12), domain=None, target=None, plan=None, epsilons=[0.1], names=[], level=0.95,
+                  replicates=100, min_group_size=30)
+    ci = _rate_ci(np.zeros(100), 0.0, 12, setup)
+    exact = binomtest(0, 12).proportion_ci(0.95, method="exact")
+    assert ci == pytest.approx((exact.low, exact.high), abs=1e-12) and ci[1] > 0
