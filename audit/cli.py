@@ -16,7 +16,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from audit import __version__, checks, compare, gate
+from audit import __version__, checks, compare, gate, terminal
 from audit.config import (
     GateSettings,
     RegressionFile,
@@ -27,7 +27,7 @@ from audit.config import (
     load_thresholds,
 )
 from audit.errors import AuditError, ConfigError
-from audit.output import prepare_output_dir, write_files
+from audit.output import prepare_output_dir, write_audit, write_files
 from audit.report import comparison as comparison_report
 from audit.report import html, junit, markdown, modelcard
 from audit.report import pdf as report_pdf
@@ -51,6 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", type=Path, required=True, help="folder for result.json and report.html")
     run.add_argument("--quiet", action="store_true", help="print nothing on success")
     run.add_argument("--pdf", action="store_true", help="also write report.pdf (needs Chromium)")
+    run.add_argument("--force", action="store_true", help="replace --out even if it holds files that are not an audit's")
 
     validate = commands.add_parser("validate", help="check a spec without running it")
     validate.add_argument("spec", type=Path)
@@ -76,6 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="audit the two bundled demo models offline")
     demo.add_argument("--out", type=Path, default=Path("reports/demo"))
     demo.add_argument("--quiet", action="store_true")
+    demo.add_argument("--force", action="store_true", help="replace the output folders even if they hold other files")
     return parser
 
 
@@ -92,23 +94,27 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # a bug: still one line, with a way to see more
         if os.environ.get("RAI_AUDIT_DEBUG"):
             raise
-        print(f"internal error: {type(exc).__name__}: {exc} (set RAI_AUDIT_DEBUG=1 for details)", file=sys.stderr)
+        message = " ".join(str(exc).split())
+        message = message if len(message) <= 500 else message[:497] + "..."
+        print(f"internal error: {type(exc).__name__}: {message} (set RAI_AUDIT_DEBUG=1 for details)", file=sys.stderr)
         return EXIT_BAD_INPUT
 
 
 def entry() -> None:
+    # user text (names, group values) reaches the terminal: escape control bytes on the way out
+    sys.stdout, sys.stderr = terminal.escaping(sys.stdout), terminal.escaping(sys.stderr)
     sys.exit(main())
 
 
 def _run(args: argparse.Namespace) -> int:
-    code, _ = audit_to_folder(args.spec, args.out, quiet=args.quiet, pdf=args.pdf)
+    code, _ = audit_to_folder(args.spec, args.out, quiet=args.quiet, pdf=args.pdf, force=args.force)
     return code
 
 
-def audit_to_folder(spec: Path, out: Path, *, quiet: bool, pdf: bool = False) -> tuple[int, AuditResult]:
-    """Validate, check the output folder is writable, audit, then write every file at once."""
+def audit_to_folder(spec: Path, out: Path, *, quiet: bool, pdf: bool = False, force: bool = False) -> tuple[int, AuditResult]:
+    """Validate, check the output folder is writable, audit, then swap the whole folder in at once."""
     config = load_config(spec)
-    folder = prepare_output_dir(out)
+    folder = prepare_output_dir(out, force=force)
     chromium = report_pdf.find_chromium() if pdf or config.report.pdf else None
     result = run_audit(config, command=" ".join(shlex.quote(a) for a in ["rai-audit", *sys.argv[1:]]))
     page = html.render(result, templates=Path(config.report.templates) if config.report.templates else None)
@@ -119,7 +125,7 @@ def audit_to_folder(spec: Path, out: Path, *, quiet: bool, pdf: bool = False) ->
     } | _gate_files(result)
     if chromium:
         files["report.pdf"] = report_pdf.render(page, chromium)
-    write_files(folder, files)
+    write_audit(folder, files, force=force)
     _publish_step_summary(files["summary.md"])
     if not quiet:
         _print_summary(result, folder)
@@ -204,7 +210,8 @@ def _compare(args: argparse.Namespace) -> int:
     comparison = compare.compare(baseline, candidate, max_regression=allowances,
                                  decision=args.decision or settings.gate.decision,
                                  inconclusive=settings.gate.inconclusive)
-    folder = prepare_output_dir(args.out or _result_path(args.candidate).parent)
+    # compare adds its files beside an audit's; it never replaces the folder
+    folder = prepare_output_dir(args.out or _result_path(args.candidate).parent, force=True)
     summary = comparison_report.markdown(comparison)
     write_files(folder, {"compare.json": comparison.to_json() + "\n", "compare.md": summary,
                          "compare.html": comparison_report.html(comparison)})
@@ -246,7 +253,7 @@ def _demo(args: argparse.Namespace) -> int:
     examples = bundled("examples")
     worst = EXIT_OK
     for name in DEMO_SPECS:
-        code, _ = audit_to_folder(examples / name, args.out / Path(name).stem, quiet=args.quiet)
+        code, _ = audit_to_folder(examples / name, args.out / Path(name).stem, quiet=args.quiet, force=args.force)
         worst = max(worst, code)
     return worst
 

@@ -69,7 +69,20 @@ def build_context(config: AuditConfig) -> AuditContext:
     else:
         model = load_model(config)
         predictions = predict(model, data, config.model)
-    return AuditContext(config=config, data=data, predictions=predictions, model=model)
+    ctx = AuditContext(config=config, data=data, predictions=predictions, model=model)
+    _warn_one_class(ctx)
+    return ctx
+
+
+def _warn_one_class(ctx: AuditContext) -> None:
+    """Labels of one class leave error rates and ROC-AUC undefined: say so instead of passing quietly."""
+    present = np.unique(ctx.data.labels)
+    if len(present) == 1:
+        name = ctx.data.classes[int(present[0])]
+        ctx.warn(
+            f"every label is class '{name}' ({ctx.data.n:,} rows): recall or false positive rates, ROC-AUC "
+            "and the disparities built on them are undefined; audit data holding every class"
+        )
 
 
 def _run_checks(ctx: AuditContext) -> tuple[list[Measurement], list[CheckFailure], dict[str, float]]:
