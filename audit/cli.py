@@ -116,6 +116,7 @@ def audit_to_folder(spec: Path, out: Path, *, quiet: bool, pdf: bool = False, fo
     config = load_config(spec)
     folder = prepare_output_dir(out, force=force)
     chromium = report_pdf.find_chromium() if pdf or config.report.pdf else None
+    html.check_templates(Path(config.report.templates) if config.report.templates else None)
     result = run_audit(config, command=" ".join(shlex.quote(a) for a in ["rai-audit", *sys.argv[1:]]))
     page = html.render(result, templates=Path(config.report.templates) if config.report.templates else None)
     files: dict[str, str | bytes] = {

@@ -96,7 +96,8 @@ def _run_checks(ctx: AuditContext) -> tuple[list[Measurement], list[CheckFailure
         except AuditError as exc:
             failures.append(CheckFailure(name, str(exc)))
         except Exception as exc:  # a bug in one check must not lose the others' results
-            failures.append(CheckFailure(name, f"internal error: {type(exc).__name__}: {exc}"))
+            text = " ".join(str(exc).split())  # one line, never the whole of a huge message
+            failures.append(CheckFailure(name, f"internal error: {type(exc).__name__}: {text[:500]}"))
         timings[name] = round(time.perf_counter() - start, 4)
     return measurements, failures, timings
 

@@ -126,19 +126,24 @@ def test_a_new_run_replaces_the_previous_audit_whole(project, tmp_path, capsys):
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
 
 
+def _failing_second_call(real, failure: BaseException):
+    calls = []
+
+    def wrapper(*args):
+        calls.append(args)
+        if len(calls) == 2:
+            raise failure
+        return real(*args)
+
+    return wrapper
+
+
 def test_interrupt_during_the_swap_restores_the_previous_audit(tmp_path, monkeypatch):
     out = tmp_path / "out"
     _audit_files(out, "old")
     before = _contents(out)
-    real_rename, calls = os.rename, []
-
-    def rename(source, target):
-        calls.append(target)
-        if len(calls) == 2:  # the previous audit is aside; the new one is not in place yet
-            raise KeyboardInterrupt
-        real_rename(source, target)
-
-    monkeypatch.setattr(output.os, "rename", rename)
+    # the second rename: the previous audit is aside, the new one is not in place yet
+    monkeypatch.setattr(output.os, "rename", _failing_second_call(os.rename, KeyboardInterrupt()))
     with pytest.raises(KeyboardInterrupt):
         output.write_audit(out, {"result.json": "new", "report.html": "new"})
     assert _contents(out) == before
@@ -150,15 +155,7 @@ def test_disk_full_or_interrupt_while_staging_leaves_no_temporary_files(tmp_path
     out = tmp_path / "out"
     _audit_files(out, "old")
     before = _contents(out)
-    real_write, written = output._write, []
-
-    def write(path, content):
-        written.append(path)
-        if len(written) == 2:
-            raise failure
-        real_write(path, content)
-
-    monkeypatch.setattr(output, "_write", write)
+    monkeypatch.setattr(output, "_write", _failing_second_call(output._write, failure))
     expected = OutputError if isinstance(failure, OSError) else KeyboardInterrupt
     with pytest.raises(expected) as error:
         output.write_audit(out, {"result.json": "new", "report.html": "new", "junit.xml": "new"})

@@ -111,6 +111,22 @@ def render(result: AuditResult, *, templates: Path | None = None) -> str:
         ) from None
 
 
+def check_templates(templates: Path | None) -> None:
+    """Compile every user template before the audit runs, so a syntax error costs no audit."""
+    if templates is None:
+        return
+    env = environment(templates)
+    for path in sorted(Path(templates).rglob("*.j2")):
+        name = path.relative_to(templates).as_posix()
+        try:
+            env.get_template(name)
+        except (jinja2.TemplateError, SecurityError) as exc:
+            raise ConfigError(
+                f"report.templates: {name} failed: {type(exc).__name__}: {_first_line(exc)}",
+                hint="fix the template, or remove report.templates to use the bundled ones",
+            ) from None
+
+
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     line = text.splitlines()[0] if text else ""
