@@ -179,6 +179,7 @@ def _print_findings(result: AuditResult) -> None:
 def _validate(args: argparse.Namespace) -> int:
     config = load_config(args.spec)
     preflight(config)
+    html.check_templates(Path(config.report.templates) if config.report.templates else None)
     print(f"{args.spec}: valid ({config.data.kind} data, {config.model.kind} model)")
     return EXIT_OK
 
