@@ -287,7 +287,8 @@ class ModelSpec(Strict):
 # Bounds checked when the spec is read, before any work: a spec from a pull request must not
 # be able to ask for 21 GB of bootstrap replicates or a 7 TiB Integrated Gradients batch.
 MAX_BOOTSTRAP = 100_000
-MAX_GROUPS = 1_000
+MAX_GROUPS = 5_000
+MEASUREMENTS_PER_GROUP = 27  # binary: counts, rates and intervals of one group (10,000 groups gave 270,000)
 MAX_CROSSES = 64
 MAX_ROWS = 100_000
 MAX_COSTLY_ROWS = 5_000
@@ -304,6 +305,17 @@ def _cross_count(columns: int, setting: Any) -> int:
     return columns * (columns - 1) // 2 if setting == "pairs" else 2**columns - columns - 1
 
 
+def _bounded_groups(value: int) -> int:
+    if value > MAX_GROUPS:
+        raise ValueError(
+            f"{value:,} is above the limit of {MAX_GROUPS:,}: every group adds about {MEASUREMENTS_PER_GROUP} "
+            f"measurements and its own bootstrap, so {value:,} groups would mean about "
+            f"{value * MEASUREMENTS_PER_GROUP:,} measurements and many minutes of work (fix: bin the column with "
+            "bins: [...], or audit fewer groups)"
+        )
+    return value
+
+
 class PerformanceCheck(Strict):
     enabled: bool = True
     calibration_bins: int = Field(10, ge=2, le=100)
@@ -315,7 +327,9 @@ class FairnessCheck(Strict):
     intersections: Literal["none", "pairs", "all"] | list[list[str]] = Field(
         "all", description="crosses of sensitive columns: none, pairs, all, or explicit lists of columns"
     )
-    max_groups: int = Field(100, ge=2, le=MAX_GROUPS, description="refuse a sensitive column with more distinct values")
+    max_groups: Annotated[int, AfterValidator(_bounded_groups)] = Field(
+        100, ge=2, description=f"refuse a sensitive column with more distinct values (at most {MAX_GROUPS:,})"
+    )
     calibration_bins: int = Field(10, ge=2, le=100)
     group_scores: bool = Field(True, description="per-group ROC-AUC and calibration error when scores exist")
 
