@@ -197,6 +197,12 @@ def _non_audit_folder(project, out):
     return _spec(project, out)
 
 
+def _binary(project) -> Path:
+    path = project.root / "binary.yaml"
+    path.write_bytes(b"name: \xff\xfe\x00 broken\n")
+    return path
+
+
 def _long_path(project, out):
     return _spec(project, out, data={"path": "d" * 5000 + ".csv"})
 
@@ -232,6 +238,37 @@ def _payload_model(kind: str, **extra):
 
 def _yaml_python_tag(project, out):
     return _raw_spec(project, out, f"!!python/object/apply:os.system ['touch {project.root / MARKER}']\n")
+
+
+def _npz_object_payload(project, out):
+    marker = str(project.root / MARKER)
+    images = np.empty(2, dtype=object)
+    images[:] = [Payload(marker), Payload(marker)]
+    np.savez(project.root / "images.npz", images=images, labels=np.zeros(2, np.int64))
+    spec = {"name": "images", "data": {"kind": "image", "path": "images.npz", "value_range": [0, 1], "label": {"classes": [0, 1]}},
+            "model": project.model("torchscript")}
+    return _raw_spec(project, out, yaml.safe_dump(spec))
+
+
+def _features_file_python_tag(project, out):
+    (project.root / "features.yaml").write_text(f"features: !!python/object/apply:os.system ['touch {project.root / MARKER}']\n")
+    return _spec(project, out, data={"features": None, "features_file": "features.yaml"})
+
+
+def _thresholds_file(text: str):
+    def build(project, out):
+        result = project.root / "stored" / "result.json"
+        result.parent.mkdir()
+        result.write_text(json.dumps({"schema_version": _schema_version(), "name": "x", "provenance": {}, "measurements": []}))
+        (project.root / "thresholds.yaml").write_text(text)
+        return ["gate", str(result), "--thresholds", str(project.root / "thresholds.yaml")]
+
+    return build
+
+
+def _out_is_a_file(project, out):
+    out.write_text("a file")
+    return _spec(project, out)
 
 
 FAST_CHECKS = {"explanations": {"enabled": False}, "robustness": {"enabled": False}}
@@ -297,6 +334,18 @@ CASES = [
     Case("intersections-all-eight",
          lambda p, o: _spec(p, o, data={"sensitive": [{"column": c} for c in ("sex", "colour", "x3")] + [{"column": "age", "bins": [0, b, 200]} for b in (20, 30, 40, 50, 60)]}),
          ("intersections", "247 crosses", "pairs")),
+    # more of the same kinds
+    Case("npz-object-array-payload", _npz_object_payload, ("images.npz", "cannot read")),
+    Case("features-file-python-tag", _features_file_python_tag, ("features.yaml", "malformed YAML")),
+    Case("thresholds-file-duplicate-key", _thresholds_file("thresholds:\n  - accuracy >= 0.5\nthresholds: []\n"), ("duplicate key 'thresholds'",)),
+    Case("spec-is-a-folder", lambda p, o: ["run", str(p.root), "--out", str(o)], ("spec",)),
+    Case("spec-not-utf8", lambda p, o: _raw_spec(p, o, "") and ["run", str(_binary(p)), "--out", str(o)], ("cannot read spec",)),
+    Case("spec-empty", lambda p, o: _raw_spec(p, o, ""), ("mapping",)),
+    Case("data-path-is-a-folder", lambda p, o: _spec(p, o, data={"path": "."}), ("data",)),
+    Case("sample-seed-huge", lambda p, o: _spec(p, o, data={"sample": {"n": 10, "seed": 2**80}}), ("data.sample.seed",)),
+    Case("epsilon-nan", lambda p, o: _spec(p, o, checks={"robustness": {"epsilons": [float("nan")]}}), ("checks.robustness.epsilons",)),
+    Case("filter-too-long", _filter("age > 1 and " * 300 + "age > 2"), ("data.filter", "characters long")),
+    Case("out-is-a-file", _out_is_a_file, ("not a folder",)),
     # 5. the output folder
     Case("out-not-an-audit", _non_audit_folder, ("notes.txt", "--force")),
     Case("previous-audit-kept-on-error", _filter("sexx == 1"), ("data.filter",), previous_audit=True),
@@ -308,6 +357,8 @@ RESULTS: dict[str, str] = {}
 def _snapshot(folder: Path) -> dict[str, str]:
     if not folder.exists():
         return {}
+    if folder.is_file():
+        return {folder.name: hashlib.sha256(folder.read_bytes()).hexdigest()}
     return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else "dir" for p in folder.iterdir()}
 
 
