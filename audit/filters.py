@@ -19,6 +19,7 @@ written here, small enough to read whole.
 from __future__ import annotations
 
 import ast
+import difflib
 import io
 import operator
 import re
@@ -48,7 +49,10 @@ BACKTICKED = re.compile(r"`([^`]*)`")
 def apply_filter(frame: pd.DataFrame, expression: str) -> pd.DataFrame:
     """The rows of ``frame`` for which ``expression`` holds; refuse anything outside the grammar."""
     tree, names = parse_filter(expression)
-    mask = _Evaluator(frame, names, expression).boolean(tree)
+    try:
+        mask = _Evaluator(frame, names, expression).boolean(tree)
+    except RecursionError:
+        raise _error(expression, "is nested too deeply") from None
     return frame[mask.fillna(False).astype(bool).to_numpy()]
 
 
@@ -67,11 +71,11 @@ def parse_filter(expression: str) -> tuple[ast.expr, dict[str, str]]:
     _refuse_forbidden_tokens(expression, text)
     try:
         tree = ast.parse(text.strip(), mode="eval").body
+        _Checker(expression).visit(tree)
     except SyntaxError as exc:
         raise _error(expression, f"is not a valid expression ({exc.msg})") from None
     except (RecursionError, MemoryError, ValueError):
         raise _error(expression, "is nested too deeply") from None
-    _Checker(expression).visit(tree)
     return tree, names
 
 
@@ -225,8 +229,6 @@ class _Evaluator:
         if column in {"True", "False"}:
             return column == "True"
         if column not in self.frame.columns:
-            import difflib
-
             close = difflib.get_close_matches(column, [str(c) for c in self.frame.columns], n=1)
             hint = f"did you mean '{close[0]}'?" if close else "write a column name of the data (in `backticks` if it has spaces)"
             raise _error(self.expression, f"names '{column}', which is not a column of the data", hint=hint)

@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import pickle
 import shutil
 import struct
 import zipfile
@@ -344,6 +343,7 @@ CASES = [
     Case("data-path-is-a-folder", lambda p, o: _spec(p, o, data={"path": "."}), ("data",)),
     Case("sample-seed-huge", lambda p, o: _spec(p, o, data={"sample": {"n": 10, "seed": 2**80}}), ("data.sample.seed",)),
     Case("epsilon-nan", lambda p, o: _spec(p, o, checks={"robustness": {"epsilons": [float("nan")]}}), ("checks.robustness.epsilons",)),
+    Case("filter-nested-deep", _filter("not " * 490 + "age > 1"), ("data.filter", "nested too deeply")),
     Case("filter-too-long", _filter("age > 1 and " * 300 + "age > 2"), ("data.filter", "characters long")),
     Case("out-is-a-file", _out_is_a_file, ("not a folder",)),
     # 5. the output folder
