@@ -18,7 +18,9 @@ from audit.errors import OutputError
 
 AUDIT_FILES = frozenset({
     "result.json", "report.html", "model_card.md", "junit.xml", "summary.md", "report.pdf",
-    "compare.json", "compare.md", "compare.html",
+    "compare.json", "compare.md", "compare.html",  # rai-audit compare
+    "ll144.md", "ll144.csv", "annex_iv.md",  # --profile packs
+    "manifest.json", "manifest.sig",  # rai-audit sign
 })
 FORCE_HINT = "choose an empty or new folder with --out, or pass --force to replace it"
 

@@ -7,7 +7,7 @@ import time
 import numpy as np
 import torch
 
-from audit import checks, compare, gate, provenance, thresholds
+from audit import checks, compare, gate, profiles, provenance, thresholds
 from audit.config import AuditConfig
 from audit.context import AuditContext
 from audit.data import load_data
@@ -42,7 +42,8 @@ def run_audit(config: AuditConfig, *, command: str | None = None) -> AuditResult
         provenance=provenance.build(
             config, device=device, started=started, finished=provenance.now(), command=command
         )
-        | {"check_seconds": timings},
+        | {"check_seconds": timings}
+        | profiles.provenance(config),
         data=_jsonable(ctx.data.summary),
         model=_describe_model(ctx),
         failures=tuple(failures),

@@ -12,6 +12,7 @@ from typing import Any
 import jinja2
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 
+from audit import profiles
 from audit.report import charts
 from audit.report import highlights, modelcard
 from audit.report.explanations_view import explanations_view
@@ -146,6 +147,7 @@ def build_view(result: AuditResult) -> dict[str, Any]:
         "key_findings": highlights.key_findings(result),
         "provenance": result.provenance,
         "glossary": GLOSSARY,
+        "profiles": profiles.view(result),
     }
 
 
