@@ -334,3 +334,17 @@ def test_wide_sensitive_columns_do_not_overflow_the_cell_codes():
     assert cells.count == len(frame.drop_duplicates())
     decoded = cells.values.iloc[cells.codes].reset_index(drop=True)
     assert decoded.equals(frame.astype(str).reset_index(drop=True))
+
+
+def test_a_signed_audit_with_a_profile_pack_is_replaced_without_force(project, tmp_path, capsys):
+    # every file rai-audit itself writes into an audit's folder marks it as an audit's
+    from audit import signing
+
+    out = tmp_path / "out"
+    spec = project.spec(checks=FAST_CHECKS, statistics={"bootstrap": 0})
+    assert main(["run", str(spec), "--out", str(out), "--quiet", "--profile", "eu_ai_act"]) == 0
+    private, _ = signing.generate_keys(tmp_path / "key")
+    signing.sign(out, private)
+    assert {"annex_iv.md", "manifest.json", "manifest.sig"} <= {p.name for p in out.iterdir()}
+    assert main(["run", str(spec), "--out", str(out), "--quiet"]) == 0, capsys.readouterr().err
+    assert sorted(p.name for p in out.iterdir()) == ["junit.xml", "model_card.md", "report.html", "result.json", "summary.md"]
