@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from audit import checks, gate, provenance
+from audit import checks, compare, gate, profiles, provenance, thresholds
 from audit.config import AuditConfig, load_features_file
 from audit.context import AuditContext
 from audit.data import load_data
@@ -32,9 +32,10 @@ def run_audit(config: AuditConfig, *, command: str | None = None) -> AuditResult
     preflight(config)
     torch.manual_seed(config.seed)
     ctx = build_context(config)
+    thresholds.check_against_data(config.thresholds, ctx.data.sensitive)
     checks.prepare(ctx)
     measurements, failures, timings = _run_checks(ctx)
-    findings, outcome = gate.judge(tuple(measurements), config.thresholds, config.gate)
+    findings, outcome = gate.judge(tuple(measurements), config.thresholds, config.gate, failures=tuple(failures))
     device = str(ctx.model.device) if ctx.model else "none (predictions)"
     return AuditResult(
         name=config.name,
@@ -42,7 +43,8 @@ def run_audit(config: AuditConfig, *, command: str | None = None) -> AuditResult
         provenance=provenance.build(
             config, device=device, started=started, finished=provenance.now(), command=command
         )
-        | {"check_seconds": timings},
+        | {"check_seconds": timings}
+        | profiles.provenance(config),
         data=_jsonable(ctx.data.summary),
         model=_describe_model(ctx),
         failures=tuple(failures),
@@ -56,8 +58,11 @@ def run_audit(config: AuditConfig, *, command: str | None = None) -> AuditResult
 
 
 def preflight(config: AuditConfig) -> None:
-    """Input rules that need nothing loaded: threshold metric names, each check's own rules."""
+    """Input rules that need nothing loaded: threshold names and params, each check's own rules."""
     gate.check_metric_names(config.thresholds, checks.metrics())
+    thresholds.check_against_spec(config.thresholds, config)
+    allowances = [compare.allowance_scope(text) for text in config.max_regression]
+    gate.check_metric_names(allowances, checks.metrics(), label="max_regression")
     checks.validate(config)
     if getattr(config.data, "features_file", None) is not None:
         load_features_file(Path(config.data.features_file))  # a features file of the wrong shape is a spec error
@@ -72,7 +77,20 @@ def build_context(config: AuditConfig) -> AuditContext:
     else:
         model = load_model(config)
         predictions = predict(model, data, config.model)
-    return AuditContext(config=config, data=data, predictions=predictions, model=model)
+    ctx = AuditContext(config=config, data=data, predictions=predictions, model=model)
+    _warn_one_class(ctx)
+    return ctx
+
+
+def _warn_one_class(ctx: AuditContext) -> None:
+    """Labels of one class leave error rates and ROC-AUC undefined: say so instead of passing quietly."""
+    present = np.unique(ctx.data.labels)
+    if len(present) == 1:
+        name = ctx.data.classes[int(present[0])]
+        ctx.warn(
+            f"every label is class '{name}' ({ctx.data.n:,} rows): recall or false positive rates, ROC-AUC "
+            "and the disparities built on them are undefined; audit data holding every class"
+        )
 
 
 def _run_checks(ctx: AuditContext) -> tuple[list[Measurement], list[CheckFailure], dict[str, float]]:
@@ -86,7 +104,8 @@ def _run_checks(ctx: AuditContext) -> tuple[list[Measurement], list[CheckFailure
         except AuditError as exc:
             failures.append(CheckFailure(name, str(exc)))
         except Exception as exc:  # a bug in one check must not lose the others' results
-            failures.append(CheckFailure(name, f"internal error: {type(exc).__name__}: {exc}"))
+            text = " ".join(str(exc).split())  # one line, never the whole of a huge message
+            failures.append(CheckFailure(name, f"internal error: {type(exc).__name__}: {text[:500]}"))
         timings[name] = round(time.perf_counter() - start, 4)
     return measurements, failures, timings
 

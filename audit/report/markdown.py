@@ -7,19 +7,23 @@ are neutralised so a value cannot break the table.
 from __future__ import annotations
 
 import html
+import re
 
-from audit.gate import SEVERITY
 from audit.report.format import ci_text, number
 from audit.results import AuditResult
 
-ICONS = {"pass": "✅ pass", "warn": "⚠️ warn", "fail": "❌ fail", "inconclusive": "❔ inconclusive"}
+UNSAFE_SCHEME = re.compile(r"\b(javascript|vbscript|data|file|blob)\s*:", re.IGNORECASE)
+ICONS = {"pass": "✅ pass", "warn": "⚠️ warn", "fail": "❌ fail", "inconclusive": "❔ inconclusive", "error": "⛔ error"}
 
 
 def cell(text: object) -> str:
+    """User text as inert Markdown: no HTML, no emphasis, links, headings or table breaks."""
     escaped = html.escape(str(text), quote=False)
-    for raw, safe in (("|", "\\|"), ("\r", " "), ("\n", " "), ("`", "\\`"), ("*", "\\*"), ("_", "\\_"), ("[", "\\["), ("]", "\\]")):
+    for raw, safe in (("|", "\\|"), ("\r", " "), ("\n", " "), ("`", "\\`"), ("*", "\\*"), ("_", "\\_"), ("[", "\\["), ("]", "\\]"),
+                      ("#", "\\#"), ("~", "\\~"), ("!", "\\!")):
         escaped = escaped.replace(raw, safe)
-    return escaped
+    # a lax renderer may still link a bare scheme; only http(s) links are ever wanted
+    return UNSAFE_SCHEME.sub(lambda m: m.group(1) + "&#58;", escaped)
 
 
 def render(result: AuditResult) -> str:
@@ -27,7 +31,7 @@ def render(result: AuditResult) -> str:
     if result.findings:
         lines += ["| Verdict | Threshold | Value | 95% CI | Why |", "|---|---|---|---|---|"]
         for finding in result.findings:
-            worst = _worst_match(finding)
+            worst = finding.decisive
             value = number(worst.value) if worst else "-"
             interval = ci_text(worst.ci) if worst else "-"
             lines.append(
@@ -44,17 +48,13 @@ def render(result: AuditResult) -> str:
 
 
 def _headline(result: AuditResult) -> str:
-    if result.failures:
+    gate = result.gate
+    if gate is not None and gate.level == "error":
+        return f"**Gate {gate.word}**: the audit is incomplete ({len(gate.errors)} problem(s); {len(result.failures)} check(s) could not run)."
+    if result.failures:  # a result judged before check errors made the gate an error
         return f"**Audit incomplete: {len(result.failures)} check(s) could not run.**"
     if not result.findings:
         return "**Measured, not judged:** no thresholds are set."
-    counts = result.gate.counts
+    counts = gate.counts
     summary = ", ".join(f"{counts[v]} {v}" for v in ("pass", "warn", "fail", "inconclusive") if counts.get(v))
-    verdict = "PASSED" if result.gate.passed else "FAILED"
-    return f"**Gate {verdict}** ({summary}; inconclusive counts as {result.gate.inconclusive_policy})."
-
-
-def _worst_match(finding):
-    if not finding.matches:
-        return None
-    return max(finding.matches, key=lambda m: SEVERITY[m.verdict])
+    return f"**Gate {gate.word}** ({summary}; inconclusive counts as {gate.inconclusive_policy})."
