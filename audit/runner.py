@@ -69,7 +69,8 @@ def build_context(config: AuditConfig) -> AuditContext:
     else:
         model = load_model(config)
         predictions = predict(model, data, config.model)
-    return AuditContext(config=config, data=data, predictions=predictions, model=model)
+    return AuditContext(config=config, data=data, predictions=predictions, model=model,
+                        warnings=list(data.summary.get("warnings", [])))
 
 
 def _run_checks(ctx: AuditContext) -> tuple[list[Measurement], list[CheckFailure], dict[str, float]]:

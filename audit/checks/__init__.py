@@ -16,6 +16,7 @@ from audit.checks import data, explanations, fairness, performance, robustness
 from audit.context import AuditContext
 from audit.errors import ConfigError
 from audit.results import Measurement
+from audit.text import checks as text_checks
 
 CheckFunction = Callable[[AuditContext], list[Measurement]]
 
@@ -25,6 +26,7 @@ CHECKS: dict[str, CheckFunction] = {
     "fairness": fairness.run,
     "explanations": explanations.run,
     "robustness": robustness.run,
+    "identity_bias": text_checks.run_identity_bias,
 }
 
 METRICS: dict[str, tuple[str, ...]] = {
@@ -33,7 +35,18 @@ METRICS: dict[str, tuple[str, ...]] = {
     "fairness": fairness.METRICS,
     "explanations": explanations.METRICS,
     "robustness": robustness.METRICS,
+    "identity_bias": text_checks.IDENTITY_BIAS_METRICS,
 }
+
+TEXT_ONLY = ("identity_bias", "counterfactual", "token_attributions", "text_robustness")
+"""Checks that read texts; the tabular and image explanations and attacks have text versions."""
+NOT_FOR_TEXT = ("explanations", "robustness")
+
+
+def applies(name: str, config) -> bool:
+    """Whether a check fits the spec's data kind (text checks for text, the others elsewhere)."""
+    is_text = config.data.kind == "text"
+    return name not in (NOT_FOR_TEXT if is_text else TEXT_ONLY)
 
 
 PREFLIGHT: dict[str, tuple[Callable | None, Callable | None]] = {
@@ -47,7 +60,7 @@ def validate(config) -> None:
     """Static input rules of every enabled check, before anything is loaded."""
     for name, (rule, _) in PREFLIGHT.items():
         section = getattr(config.checks, name, None)
-        if rule is not None and (section is None or section.enabled):
+        if rule is not None and applies(name, config) and (section is None or section.enabled):
             rule(config)
 
 
@@ -79,6 +92,6 @@ def enabled(ctx: AuditContext) -> list[str]:
     chosen = []
     for name in names():
         section = getattr(ctx.config.checks, name, None)
-        if section is None or section.enabled:
+        if applies(name, ctx.config) and (section is None or section.enabled):
             chosen.append(name)
     return chosen
