@@ -37,7 +37,7 @@ from audit.results import AuditResult, read_result
 from audit.runner import preflight, run_audit
 
 EXIT_OK, EXIT_GATE_FAILED, EXIT_BAD_INPUT = 0, 1, 2
-DEMO_SPECS = ("adult_mlp.yaml", "digits_cnn.yaml")
+DEMO_SPECS = ("adult_mlp.yaml", "digits_cnn.yaml", "dreaddit_transformer.yaml")
 STARTER_KINDS = ("tabular", "image", "predictions")
 
 
@@ -73,7 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     init = commands.add_parser("init", help="print a commented starter spec")
     init.add_argument("--kind", choices=STARTER_KINDS, default="tabular")
 
-    demo = commands.add_parser("demo", help="audit the two bundled demo models offline")
+    demo = commands.add_parser("demo", help="audit the three bundled demo models offline")
     demo.add_argument("--out", type=Path, default=Path("reports/demo"))
     demo.add_argument("--quiet", action="store_true")
     return parser

@@ -27,6 +27,9 @@ CHECKS: dict[str, CheckFunction] = {
     "explanations": explanations.run,
     "robustness": robustness.run,
     "identity_bias": text_checks.run_identity_bias,
+    "counterfactual": text_checks.run_counterfactual,
+    "token_attributions": text_checks.run_token_attributions,
+    "text_robustness": text_checks.run_text_robustness,
 }
 
 METRICS: dict[str, tuple[str, ...]] = {
@@ -36,6 +39,9 @@ METRICS: dict[str, tuple[str, ...]] = {
     "explanations": explanations.METRICS,
     "robustness": robustness.METRICS,
     "identity_bias": text_checks.IDENTITY_BIAS_METRICS,
+    "counterfactual": text_checks.COUNTERFACTUAL_METRICS,
+    "token_attributions": text_checks.TOKEN_ATTRIBUTION_METRICS,
+    "text_robustness": text_checks.TEXT_ROBUSTNESS_METRICS,
 }
 
 TEXT_ONLY = ("identity_bias", "counterfactual", "token_attributions", "text_robustness")
@@ -52,6 +58,7 @@ def applies(name: str, config) -> bool:
 PREFLIGHT: dict[str, tuple[Callable | None, Callable | None]] = {
     "explanations": (explanations.validate, explanations.prepare),
     "robustness": (robustness.validate, robustness.prepare),
+    "token_attributions": (text_checks.validate_token_attributions, None),
 }
 """check name -> (validate(config), prepare(ctx)); filled by checks that have input rules."""
 

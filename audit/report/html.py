@@ -17,6 +17,7 @@ from audit.report.explanations_view import explanations_view
 from audit.report.fairness_view import fairness_view
 from audit.report.format import ci_text, number, percent
 from audit.report.robustness_view import robustness_view
+from audit.report.text_view import text_view
 from audit.resources import bundled
 from audit.results import AuditResult, Measurement
 
@@ -91,6 +92,7 @@ def build_view(result: AuditResult) -> dict[str, Any]:
         "fairness": fairness_view(result),
         "explanations": explanations_view(result),
         "robustness": robustness_view(result),
+        "text": text_view(result),
         "model_card": modelcard.build(result),
         "key_findings": highlights.key_findings(result),
         "provenance": result.provenance,

@@ -26,20 +26,27 @@ from audit.text.tokens import TextTokenizer, load_tokenizer
 class TextModelAdapter(ModelAdapter):
     """A text classifier: ``forward(ids)`` builds the attention mask from the padding id.
 
+    ``score_texts(texts)`` tokenizes and scores new texts (counterfactuals, attacks).
+
     ``call(ids, mask)`` runs the module itself (attributions and attacks use it);
     ``embeddings`` is the token embedding layer when one is found (None for a black box).
     """
 
     def __init__(self, *, kind: str, call: Callable, device: torch.device, module: torch.nn.Module | None,
-                 pad_id: int, trim: bool, embeddings: torch.nn.Module | None) -> None:
+                 tokenizer: TextTokenizer, trim: bool, embeddings: torch.nn.Module | None) -> None:
         super().__init__(kind=kind, forward=self._forward, device=device, module=module)
         self.call = call
-        self.pad_id = pad_id
+        self.tokenizer = tokenizer
+        self.pad_id = tokenizer.pad_id
         self.trim = trim
         self.embeddings = embeddings
 
     def _forward(self, ids: torch.Tensor) -> torch.Tensor:
         return self.call(ids, (ids != self.pad_id).long())
+
+    def score_texts(self, texts: list[str], *, batch_size: int) -> np.ndarray:
+        """Raw outputs for new texts, tokenized exactly as the audited data."""
+        return self.outputs(self.tokenizer.encode(texts).ids, batch_size=batch_size)
 
     def outputs(self, features: torch.Tensor, *, batch_size: int) -> np.ndarray:
         """Outputs in the rows' order, computed longest texts first, each batch cut to its longest."""
@@ -74,7 +81,7 @@ def load_text_model(config: AuditConfig, loaders: dict) -> TextModelAdapter:
         embeddings = _embedding_layer(module)
     _check_fit(tokenizer, config, embeddings, positions)
     trim = config.data.tokenizer.padding == "longest"
-    return TextModelAdapter(kind=spec.kind, call=call, device=device, module=module, pad_id=tokenizer.pad_id,
+    return TextModelAdapter(kind=spec.kind, call=call, device=device, module=module, tokenizer=tokenizer,
                             trim=trim, embeddings=embeddings)
 
 
