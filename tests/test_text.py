@@ -234,3 +234,64 @@ def test_identity_group_without_matches_warns_with_counts(project, tmp_path):
 
 def _no_files(out):
     assert not out.exists() or not any(out.iterdir()), f"files left in {out}"
+
+
+def test_partition_and_lime_run_and_partition_values_sum_to_the_output_change(context):
+    from audit.text import attributions
+
+    texts = context.data.frame["text"].tolist()
+    rows = np.array([i for i, t in enumerate(texts) if len(t.split()) <= 6][:2])
+    batch = attributions.text_batch(context.model, [texts[r] for r in rows], rows, context.predictions.decisions[rows])
+    shap_values = attributions.explain(context.model, "Partition", batch, steps=8, seed=0)
+    probabilities = context.predictions.probabilities[rows, context.predictions.decisions[rows]]
+    assert np.allclose(shap_values.outputs, probabilities, atol=1e-6)
+    assert np.allclose(shap_values.values.sum(axis=1), shap_values.outputs - shap_values.base_values, atol=1e-9)
+    lime_values = attributions.explain(context.model, "LIME", batch, steps=8, seed=0)
+    assert np.abs(lime_values.values).sum() > 0
+    assert [w.text for w in attributions.word_values(lime_values, batch, 0)] == texts[rows[0]].split()
+
+
+BAG_SOURCE = '''
+import torch
+
+
+class Bag(torch.nn.Module):
+    def __init__(self, vocab=40, width=8):
+        super().__init__()
+        self.embed = torch.nn.Embedding(vocab, width)
+        self.out = torch.nn.Linear(width, 2)
+
+    def forward(self, ids, mask):
+        vectors = self.embed(ids) * mask.unsqueeze(-1)
+        return self.out(vectors.sum(1) / mask.sum(1, keepdim=True))
+
+
+def build():
+    torch.manual_seed(0)
+    return Bag()
+'''
+
+
+def test_state_dict_module_taking_ids_and_mask_from_jsonl(project, tmp_path):
+    import importlib.util
+
+    import pandas as pd
+    from safetensors.torch import save_file
+
+    (tmp_path / "bag.py").write_text(BAG_SOURCE)
+    spec_module = importlib.util.spec_from_file_location("bag_for_test", tmp_path / "bag.py")
+    bag = importlib.util.module_from_spec(spec_module)
+    spec_module.loader.exec_module(bag)
+    module = bag.build().eval()
+    save_file(module.state_dict(), str(tmp_path / "bag.safetensors"))
+    frame = pd.read_csv(project / "texts.csv")
+    frame.to_json(tmp_path / "texts.jsonl", orient="records", lines=True)
+    spec = write_spec(tmp_path, data__path="texts.jsonl",
+                      data__tokenizer={"path": str(project / "model" / "tokenizer.json"), "max_length": 10},
+                      model={"kind": "state_dict", "path": "bag.safetensors", "factory": "bag.py:build"})
+    ctx = build_context(load_config(spec))
+    _, tokenizer = _hugging_face(project)
+    with torch.no_grad():
+        expected = [torch.softmax(module(torch.tensor([tokenizer.encode(t).ids]), torch.ones(1, len(tokenizer.encode(t).ids), dtype=torch.long)), 1)[0, 1].item()
+                    for t in frame["text"]]
+    assert np.allclose(ctx.predictions.scores, expected, atol=1e-6)

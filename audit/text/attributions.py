@@ -11,10 +11,13 @@ Methods (a registry by name, as :mod:`audit.explain.registry`):
   (Captum's BERT tutorial); additive, so the values of a text sum to f(x) - f(baseline) up to
   the integral's error, reported as the completeness gap.
 - ``LayerGradientXActivation`` (Captum): gradient times embedding; one backward pass.
+- ``Partition`` (SHAP's Partition explainer with its text masker): Owen values over a
+  hierarchy of words; additive in the predicted class's probability; costly.
 - ``LIME`` (lime's ``LimeTextExplainer``): a local linear model over word removals; costly,
   capped at ``costly_rows`` texts.
 
-The explained output is the model's raw output (logit) for the predicted class.
+The gradient methods explain the model's raw output (logit) for the predicted class; SHAP and
+LIME, which query the model on edited texts, explain that class's probability.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from audit.explain.attribution import Attribution
 from audit.models import set_training
 
 LIME_SAMPLES = 300
+PARTITION_EVALS = 300
 
 
 @dataclass(frozen=True)
@@ -131,6 +135,36 @@ def lime(adapter, batch: TextBatch, *, steps: int, seed: int) -> Attribution:
                        settings={"samples": LIME_SAMPLES})
 
 
+def partition(adapter, batch: TextBatch, *, steps: int, seed: int) -> Attribution:
+    """SHAP's Partition explainer with a text masker (words split on non-word characters).
+
+    Explains the predicted class's probability; its values sum to f(x) - f(all words masked).
+    ``max_evals`` is ``PARTITION_EVALS`` per text.
+    """
+    from audit.explain.shap_methods import _quiet_numba, import_shap
+
+    shap = import_shap()
+
+    def classify(texts) -> np.ndarray:
+        return _probabilities(adapter, adapter.tokenizer.encode([str(t) for t in texts]).ids)
+
+    explainer = shap.explainers.Partition(classify, shap.maskers.Text(r"\W+"))
+    values = np.zeros(batch.ids.shape)
+    outputs, base = np.zeros(len(batch.texts)), np.zeros(len(batch.texts))
+    for row, text in enumerate(batch.texts):
+        target = int(batch.targets[row])
+        with _quiet_numba():
+            found = explainer([text], max_evals=PARTITION_EVALS, silent=True)
+        start = 0
+        for piece, value in zip(found.data[0], found.values[0][:, target]):
+            _spread(values[row], batch, row, start, start + len(piece.rstrip()), float(value))
+            start += len(piece)
+        base[row] = float(np.asarray(found.base_values[0])[target])
+        outputs[row] = base[row] + float(found.values[0][:, target].sum())
+    return Attribution("Partition", values, base_values=base, outputs=outputs, targets=batch.targets.numpy(),
+                       rows=batch.rows, settings={"max_evals": PARTITION_EVALS, "output": "probability"})
+
+
 def _probabilities(adapter, ids: torch.Tensor) -> np.ndarray:
     with torch.no_grad():
         out = _forward(adapter)(ids, (ids != adapter.pad_id).long()).double()
@@ -149,10 +183,11 @@ def _spread(values: np.ndarray, batch: TextBatch, row: int, start: int, end: int
 METHODS: dict[str, Callable] = {
     "LayerIntegratedGradients": layer_integrated_gradients,
     "LayerGradientXActivation": layer_gradient_x_activation,
+    "Partition": partition,
     "LIME": lime,
 }
 GRADIENT_METHODS = ("LayerIntegratedGradients", "LayerGradientXActivation")
-COSTLY = ("LIME",)
+COSTLY = ("Partition", "LIME")
 
 
 def check_methods(names: list[str]) -> None:
