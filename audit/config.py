@@ -427,7 +427,7 @@ class TextRobustnessCheck(Strict):
         default_factory=lambda: [0.05, 0.1, 0.2], min_length=1, description="most words changed, as a share of words"
     )
     rows: int = Field(100, ge=1, description="texts attacked (seeded sample of correctly classified ones)")
-    neighbours: int = Field(8, ge=1, description="word attack: candidate replacements per word")
+    neighbours: int = Field(50, ge=1, description="word attack: candidate replacements per word (TextFooler: 50)")
     word_vectors: SpecPath | None = Field(None, description="word attack: a word2vec text file; default: the model's embeddings")
     change_identity_terms: bool = Field(False, description="let attacks change identity terms")
     examples: int = Field(3, ge=0, description="adversarial texts shown in the report")
