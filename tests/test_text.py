@@ -295,3 +295,23 @@ def test_state_dict_module_taking_ids_and_mask_from_jsonl(project, tmp_path):
         expected = [torch.softmax(module(torch.tensor([tokenizer.encode(t).ids]), torch.ones(1, len(tokenizer.encode(t).ids), dtype=torch.long)), 1)[0, 1].item()
                     for t in frame["text"]]
     assert np.allclose(ctx.predictions.scores, expected, atol=1e-6)
+
+
+def test_demo_spec_validates_with_identity_group_thresholds(capsys):
+    from pathlib import Path
+
+    spec = Path(__file__).resolve().parents[1] / "examples" / "dreaddit_transformer.yaml"
+    assert main(["validate", str(spec)]) == 0
+    assert "valid" in capsys.readouterr().out
+
+
+def test_threshold_on_an_identity_group_is_judged(project, tmp_path):
+    import shutil
+
+    shutil.copy(project / "texts.csv", tmp_path / "texts.csv")
+    shutil.copytree(project / "model", tmp_path / "model")
+    spec = write_spec(tmp_path, thresholds=["subgroup_auc[identity=female] >= 0.01",
+                                            "selection_rate[mentions:male=yes] <= 1"],
+                      checks__text_robustness={"enabled": False}, checks__token_attributions={"enabled": False})
+    found = run_audit(load_config(spec))
+    assert [f.verdict for f in found.findings] == ["pass", "pass"]
