@@ -55,7 +55,7 @@ def check_against_data(thresholds: list[Threshold], sensitive: pd.DataFrame) -> 
 def _require_enabled_check(where: str, threshold: Threshold, config: AuditConfig) -> None:
     """Refuse a threshold whose metric only checks that the spec turns off would measure."""
     measuring = [name for name, names in checks.metrics().items()
-                 if threshold.metric in names and threshold.check in (None, name)]
+                 if threshold.metric in names and threshold.check in (None, name) and checks.applies(name, config)]
     sections = [getattr(config.checks, name, None) for name in measuring]
     if measuring and all(section is not None and not section.enabled for section in sections):
         raise ConfigError(

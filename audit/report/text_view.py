@@ -87,4 +87,6 @@ def _attacks(result: AuditResult) -> dict[str, Any]:
             rows.setdefault(key, {"attack": key[0], "budget": key[1]})[m.metric] = m
     groups = [m for m in result.select("text_robustness", "robust_accuracy") if m.group]
     examples = [m.params | {"adversarial_score": m.value} for m in result.select("text_robustness", "adversarial_text")]
-    return {"rows": [rows[k] for k in sorted(rows)], "groups": groups, "examples": examples}
+    attacked = result.select("text_robustness", "texts_attacked")
+    return {"rows": [rows[k] for k in sorted(rows)], "groups": groups, "examples": examples,
+            "attacked": int(attacked[0].value) if attacked else None}
