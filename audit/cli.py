@@ -16,7 +16,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from audit import __version__, checks, compare, gate, thresholds as threshold_rules
+from audit import __version__, checks, compare, gate, profiles, signing, terminal, thresholds as threshold_rules
 from audit.config import (
     GateSettings,
     RegressionFile,
@@ -27,7 +27,9 @@ from audit.config import (
     load_thresholds,
 )
 from audit.errors import AuditError, ConfigError
-from audit.output import prepare_output_dir, write_files
+from audit.output import prepare_output_dir, write_audit, write_files
+from audit.profiles import ll144
+from audit.profiles.settings import PROFILE_NAMES
 from audit.report import comparison as comparison_report
 from audit.report import html, junit, markdown, modelcard
 from audit.report import pdf as report_pdf
@@ -51,6 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", type=Path, required=True, help="folder for result.json and report.html")
     run.add_argument("--quiet", action="store_true", help="print nothing on success")
     run.add_argument("--pdf", action="store_true", help="also write report.pdf (needs Chromium)")
+    run.add_argument("--profile", action="append", default=[], choices=PROFILE_NAMES,
+                     help="also write a regulatory pack: ll144 (NYC bias audit), eu_ai_act (Annex IV); repeatable")
+    run.add_argument("--force", action="store_true", help="replace --out even if it holds files that are not an audit's")
 
     validate = commands.add_parser("validate", help="check a spec without running it")
     validate.add_argument("spec", type=Path)
@@ -79,10 +84,34 @@ def build_parser() -> argparse.ArgumentParser:
     init = commands.add_parser("init", help="print a commented starter spec")
     init.add_argument("--kind", choices=STARTER_KINDS, default="tabular")
 
+    _add_regulation_commands(commands)
+
     demo = commands.add_parser("demo", help="audit the three bundled demo models offline")
     demo.add_argument("--out", type=Path, default=Path("reports/demo"))
     demo.add_argument("--quiet", action="store_true")
+    demo.add_argument("--force", action="store_true", help="replace the output folders even if they hold other files")
     return parser
+
+
+def _add_regulation_commands(commands) -> None:
+    counts = commands.add_parser("ll144", help="LL144 bias-audit tables from aggregate counts (CSV)")
+    counts.add_argument("counts", type=Path, nargs="+", help="CSV: category column(s), applicants, selected (or scored_above_median)")
+    counts.add_argument("--settings", type=Path, required=True, help="YAML with the ll144 settings (or a spec with report.ll144)")
+    counts.add_argument("--out", type=Path, required=True, help="folder for ll144.md, ll144.csv and result.json")
+    counts.add_argument("--name", default="LL144 bias audit from counts")
+
+    sign = commands.add_parser("sign", help="sign an audit folder (Ed25519 over a SHA-256 manifest)")
+    sign.add_argument("folder", type=Path)
+    sign.add_argument("--key", type=Path, required=True, help="PEM Ed25519 private key (rai-audit keygen makes one)")
+    sign.add_argument("--chain", type=Path, help="the previous signed audit folder of the same model, to link to")
+
+    verify = commands.add_parser("verify", help="verify a signed audit folder; names any changed file")
+    verify.add_argument("folder", type=Path)
+    verify.add_argument("--pub", type=Path, required=True, help="PEM Ed25519 public key")
+    verify.add_argument("--chain", type=Path, help="the previous audit folder this one must be linked to")
+
+    keygen = commands.add_parser("keygen", help="make an Ed25519 key pair for signing: PREFIX and PREFIX.pub")
+    keygen.add_argument("--out", type=Path, required=True, help="path of the private key; the public key gets .pub")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -98,34 +127,41 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # a bug: still one line, with a way to see more
         if os.environ.get("RAI_AUDIT_DEBUG"):
             raise
-        print(f"internal error: {type(exc).__name__}: {exc} (set RAI_AUDIT_DEBUG=1 for details)", file=sys.stderr)
+        message = " ".join(str(exc).split())
+        message = message if len(message) <= 500 else message[:497] + "..."
+        print(f"internal error: {type(exc).__name__}: {message} (set RAI_AUDIT_DEBUG=1 for details)", file=sys.stderr)
         return EXIT_BAD_INPUT
 
 
 def entry() -> None:
+    # user text (names, group values) reaches the terminal: escape control bytes on the way out
+    sys.stdout, sys.stderr = terminal.escaping(sys.stdout), terminal.escaping(sys.stderr)
     sys.exit(main())
 
 
 def _run(args: argparse.Namespace) -> int:
-    code, _ = audit_to_folder(args.spec, args.out, quiet=args.quiet, pdf=args.pdf)
+    code, _ = audit_to_folder(args.spec, args.out, quiet=args.quiet, pdf=args.pdf, profile_names=args.profile,
+                              force=args.force)
     return code
 
 
-def audit_to_folder(spec: Path, out: Path, *, quiet: bool, pdf: bool = False) -> tuple[int, AuditResult]:
-    """Validate, check the output folder is writable, audit, then write every file at once."""
-    config = load_config(spec)
-    folder = prepare_output_dir(out)
+def audit_to_folder(spec: Path, out: Path, *, quiet: bool, pdf: bool = False,
+                    profile_names: list[str] = (), force: bool = False) -> tuple[int, AuditResult]:
+    """Validate, check the output folder is writable, audit, then swap the whole folder in at once."""
+    config = profiles.with_profiles(load_config(spec), list(profile_names))
+    folder = prepare_output_dir(out, force=force)
     chromium = report_pdf.find_chromium() if pdf or config.report.pdf else None
+    html.check_templates(Path(config.report.templates) if config.report.templates else None)
     result = run_audit(config, command=" ".join(shlex.quote(a) for a in ["rai-audit", *sys.argv[1:]]))
     page = html.render(result, templates=Path(config.report.templates) if config.report.templates else None)
     files: dict[str, str | bytes] = {
         "result.json": result.to_json() + "\n",
         "report.html": page,
         "model_card.md": modelcard.markdown(result),
-    } | _gate_files(result)
+    } | _gate_files(result) | profiles.files(result)
     if chromium:
         files["report.pdf"] = report_pdf.render(page, chromium)
-    write_files(folder, files)
+    write_audit(folder, files, force=force)
     _publish_step_summary(files["summary.md"])
     if not quiet:
         _print_summary(result, folder)
@@ -168,7 +204,8 @@ def _print_summary(result: AuditResult, folder: Path) -> None:
             if m.group is None and not m.params:
                 print(f"  {metric:<18} {number(m.value)}  95% CI {ci_text(m.ci)}")
     _print_findings(result)
-    print(f"  wrote result.json, report.html, model_card.md, junit.xml and summary.md to {folder}")
+    extra = "".join(f", {name}" for name in profiles.files(result))
+    print(f"  wrote result.json, report.html, model_card.md, junit.xml, summary.md{extra} to {folder}")
 
 
 def _print_findings(result: AuditResult) -> None:
@@ -181,6 +218,7 @@ def _print_findings(result: AuditResult) -> None:
 def _validate(args: argparse.Namespace) -> int:
     config = load_config(args.spec)
     preflight(config)
+    html.check_templates(Path(config.report.templates) if config.report.templates else None)
     opened = ""
     if args.data:
         from audit.data import load_data
@@ -221,7 +259,7 @@ def _gate_out_folder(folder: Path) -> Path:
             f"--out {folder} holds an audit's result.json; rai-audit gate never rewrites an audit's folder",
             hint="choose another folder for the re-judged junit.xml and summary.md",
         )
-    return prepare_output_dir(folder)
+    return prepare_output_dir(folder, force=True)  # gate adds its two files; it never replaces the folder
 
 
 def _compare(args: argparse.Namespace) -> int:
@@ -240,7 +278,8 @@ def _compare(args: argparse.Namespace) -> int:
             f"max_regression {unmatched[0]!r} matched no measurement the two audits share, so it would judge nothing",
             hint="check the metric's params and group against result.json",
         )
-    folder = prepare_output_dir(args.out or _result_path(args.candidate).parent)
+    # compare adds its files beside an audit's; it never replaces the folder
+    folder = prepare_output_dir(args.out or _result_path(args.candidate).parent, force=True)
     summary = comparison_report.markdown(comparison)
     write_files(folder, {"compare.json": comparison.to_json() + "\n", "compare.md": summary,
                          "compare.html": comparison_report.html(comparison)})
@@ -283,12 +322,45 @@ def _demo(args: argparse.Namespace) -> int:
     examples = bundled("examples")
     worst = EXIT_OK
     for name in DEMO_SPECS:
-        code, _ = audit_to_folder(examples / name, args.out / Path(name).stem, quiet=args.quiet)
+        code, _ = audit_to_folder(examples / name, args.out / Path(name).stem, quiet=args.quiet, force=args.force)
         worst = max(worst, code)
     return worst
+
+
+def _ll144_counts(args: argparse.Namespace) -> int:
+    settings = ll144.load_settings(args.settings)
+    folder = prepare_output_dir(args.out)
+    command = " ".join(shlex.quote(a) for a in ["rai-audit", *sys.argv[1:]])
+    result = ll144.audit_counts(args.counts, settings, name=args.name, command=command)
+    write_audit(folder, {"result.json": result.to_json() + "\n"} | profiles.files(result))
+    print(f"wrote ll144.md, ll144.csv and result.json to {folder}")
+    return EXIT_OK
+
+
+def _sign(args: argparse.Namespace) -> int:
+    manifest = signing.sign(args.folder, args.key, previous=args.chain)
+    linked = f", chained to {args.chain}" if args.chain else ""
+    print(f"signed {len(manifest['files'])} files in {args.folder}{linked}: {signing.MANIFEST}, {signing.SIGNATURE}")
+    return EXIT_OK
+
+
+def _verify(args: argparse.Namespace) -> int:
+    outcome = signing.verify(args.folder, args.pub, previous=args.chain)
+    if outcome.ok:
+        print(f"{args.folder}: verified")
+        return EXIT_OK
+    print(f"{args.folder}: NOT verified: {signing.describe(outcome)}", file=sys.stderr)
+    return EXIT_GATE_FAILED
+
+
+def _keygen(args: argparse.Namespace) -> int:
+    private, public = signing.generate_keys(args.out)
+    print(f"wrote private key {private} (keep it secret) and public key {public}")
+    return EXIT_OK
 
 
 COMMANDS = {
     "run": _run, "validate": _validate, "gate": _gate, "compare": _compare,
     "schema": _schema, "init": _init, "demo": _demo,
+    "ll144": _ll144_counts, "sign": _sign, "verify": _verify, "keygen": _keygen,
 }

@@ -7,7 +7,7 @@ import time
 import numpy as np
 import torch
 
-from audit import checks, compare, gate, provenance, thresholds
+from audit import checks, compare, gate, profiles, provenance, thresholds
 from audit.config import AuditConfig
 from audit.context import AuditContext
 from audit.data import load_data
@@ -42,7 +42,8 @@ def run_audit(config: AuditConfig, *, command: str | None = None) -> AuditResult
         provenance=provenance.build(
             config, device=device, started=started, finished=provenance.now(), command=command
         )
-        | {"check_seconds": timings},
+        | {"check_seconds": timings}
+        | profiles.provenance(config),
         data=_jsonable(ctx.data.summary),
         model=_describe_model(ctx),
         failures=tuple(failures),
@@ -73,8 +74,21 @@ def build_context(config: AuditConfig) -> AuditContext:
     else:
         model = load_model(config)
         predictions = predict(model, data, config.model)
-    return AuditContext(config=config, data=data, predictions=predictions, model=model,
-                        warnings=list(data.summary.get("warnings", [])))
+    ctx = AuditContext(config=config, data=data, predictions=predictions, model=model,
+                       warnings=list(data.summary.get("warnings", [])))
+    _warn_one_class(ctx)
+    return ctx
+
+
+def _warn_one_class(ctx: AuditContext) -> None:
+    """Labels of one class leave error rates and ROC-AUC undefined: say so instead of passing quietly."""
+    present = np.unique(ctx.data.labels)
+    if len(present) == 1:
+        name = ctx.data.classes[int(present[0])]
+        ctx.warn(
+            f"every label is class '{name}' ({ctx.data.n:,} rows): recall or false positive rates, ROC-AUC "
+            "and the disparities built on them are undefined; audit data holding every class"
+        )
 
 
 def _run_checks(ctx: AuditContext) -> tuple[list[Measurement], list[CheckFailure], dict[str, float]]:
@@ -88,7 +102,8 @@ def _run_checks(ctx: AuditContext) -> tuple[list[Measurement], list[CheckFailure
         except AuditError as exc:
             failures.append(CheckFailure(name, str(exc)))
         except Exception as exc:  # a bug in one check must not lose the others' results
-            failures.append(CheckFailure(name, f"internal error: {type(exc).__name__}: {exc}"))
+            text = " ".join(str(exc).split())  # one line, never the whole of a huge message
+            failures.append(CheckFailure(name, f"internal error: {type(exc).__name__}: {text[:500]}"))
         timings[name] = round(time.perf_counter() - start, 4)
     return measurements, failures, timings
 

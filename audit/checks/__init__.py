@@ -15,6 +15,7 @@ from typing import Callable
 from audit.checks import data, explanations, fairness, performance, robustness
 from audit.context import AuditContext
 from audit.errors import ConfigError
+from audit.profiles import ll144
 from audit.results import Measurement
 from audit.text import checks as text_checks
 
@@ -30,6 +31,7 @@ CHECKS: dict[str, CheckFunction] = {
     "counterfactual": text_checks.run_counterfactual,
     "token_attributions": text_checks.run_token_attributions,
     "text_robustness": text_checks.run_text_robustness,
+    "ll144": ll144.run,
 }
 
 METRICS: dict[str, tuple[str, ...]] = {
@@ -42,6 +44,7 @@ METRICS: dict[str, tuple[str, ...]] = {
     "counterfactual": text_checks.COUNTERFACTUAL_METRICS,
     "token_attributions": text_checks.TOKEN_ATTRIBUTION_METRICS,
     "text_robustness": text_checks.TEXT_ROBUSTNESS_METRICS,
+    "ll144": ll144.METRICS,
 }
 
 TEXT_ONLY = ("identity_bias", "counterfactual", "token_attributions", "text_robustness")
@@ -55,10 +58,17 @@ def applies(name: str, config) -> bool:
     return name not in (NOT_FOR_TEXT if is_text else TEXT_ONLY)
 
 
+WANTED: dict[str, Callable] = {
+    "ll144": lambda config: "ll144" in config.report.profiles,
+}
+"""check name -> whether the spec asks for it, for checks that a report profile turns on."""
+
+
 PREFLIGHT: dict[str, tuple[Callable | None, Callable | None]] = {
     "explanations": (explanations.validate, explanations.prepare),
     "robustness": (robustness.validate, robustness.prepare),
     "token_attributions": (text_checks.validate_token_attributions, None),
+    "ll144": (ll144.validate, ll144.prepare),
 }
 """check name -> (validate(config), prepare(ctx)); filled by checks that have input rules."""
 
@@ -99,6 +109,7 @@ def enabled(ctx: AuditContext) -> list[str]:
     chosen = []
     for name in names():
         section = getattr(ctx.config.checks, name, None)
-        if applies(name, ctx.config) and (section is None or section.enabled):
+        wanted = WANTED.get(name, lambda config: section is None or section.enabled)
+        if applies(name, ctx.config) and wanted(ctx.config):
             chosen.append(name)
     return chosen
