@@ -177,7 +177,9 @@ def encode_labels(values: pd.Series | np.ndarray, label: LabelSpec, *, where: st
             hint="filter those rows out with data.filter",
         )
     mapping = {str(k): str(v) for k, v in label.map.items()}
-    text = text.map(lambda v: mapping.get(v, v))
+    if mapping:
+        codes, uniques = pd.factorize(text)  # map each distinct value once, not each row
+        text = pd.Series(np.array([mapping.get(v, v) for v in uniques], dtype=object)[codes])
     classes = [str(c) for c in label.classes]
     codes = category_codes(text, classes)
     if (codes < 0).any():
@@ -191,8 +193,13 @@ def encode_labels(values: pd.Series | np.ndarray, label: LabelSpec, *, where: st
 
 
 def category_codes(text: pd.Series, categories: list[str]) -> np.ndarray:
-    """Index of each value in ``categories``; -1 for a value that is not there."""
-    return pd.Index(categories).get_indexer(text)
+    """Index of each value in ``categories``; -1 for a value that is not there (or missing).
+
+    Looks up each distinct value once: at 1,000,000 rows hashing every string is most of the cost.
+    """
+    codes, uniques = pd.factorize(text)
+    lookup = np.append(pd.Index(categories).get_indexer(uniques), -1)  # code -1 (missing) -> -1
+    return lookup[codes]
 
 
 def build_sensitive(frame: pd.DataFrame, specs: list[SensitiveSpec], *, max_groups: int) -> pd.DataFrame:
@@ -221,7 +228,7 @@ def build_sensitive(frame: pd.DataFrame, specs: list[SensitiveSpec], *, max_grou
 def _check_reference(values: pd.Series, spec: SensitiveSpec) -> None:
     if spec.reference is None:
         return
-    present = sorted(set(values))
+    present = sorted(pd.unique(np.asarray(values, dtype=object)))
     if spec.reference not in present:
         shown = ", ".join(repr(v) for v in present[:10])
         raise DataError(
@@ -250,23 +257,39 @@ def _binned(values: pd.Series, spec: SensitiveSpec) -> pd.Series:
 # ---------------------------------------------------------------- features
 
 
+_FILL_ROWS = 8192
+
+
 def encode_features(
     frame: pd.DataFrame, features: list[NumericFeature | CategoricalFeature]
 ) -> tuple[torch.Tensor | None, tuple[EncodedColumn, ...]]:
     """The model's input tensor (float32) and the source column of each of its columns."""
     if not features:
         return None, ()
-    blocks, columns = [], []
+    values, columns, starts, start = [], [], [], 0
     for feature in features:
         if isinstance(feature, NumericFeature):
-            blocks.append(_numeric(frame[feature.name], feature)[:, None])
-            columns.append(EncodedColumn(feature.name, feature.name))
+            values.append((_numeric(frame[feature.name], feature), False))
+            names = [feature.name]
         else:
-            block, names = _categorical(frame[feature.name], feature)
-            blocks.append(block)
-            columns.extend(EncodedColumn(name, feature.name) for name in names)
-    matrix = np.concatenate(blocks, axis=1).astype(np.float32)
-    return torch.from_numpy(np.ascontiguousarray(matrix)), tuple(columns)
+            codes, names = _categorical(frame[feature.name], feature)
+            values.append((codes, feature.encoding == "one_hot"))
+        columns.extend(EncodedColumn(name, feature.name) for name in names)
+        starts.append(start)
+        start += len(names)
+    # filled in place, a block of rows at a time (the block stays in cache): float64 blocks
+    # and their concatenation would hold the data three times over
+    matrix = np.zeros((len(frame), start), dtype=np.float32)
+    for first in range(0, len(frame), _FILL_ROWS):
+        block = matrix[first : first + _FILL_ROWS]
+        rows = np.arange(len(block))
+        for (column, one_hot), at in zip(values, starts):
+            part = column[first : first + _FILL_ROWS]
+            if one_hot:
+                block[rows, at + part] = 1.0
+            else:
+                block[:, at] = part
+    return torch.from_numpy(matrix), tuple(columns)
 
 
 def _numeric(values: pd.Series, feature: NumericFeature) -> np.ndarray:
@@ -293,6 +316,7 @@ def _numeric(values: pd.Series, feature: NumericFeature) -> np.ndarray:
 
 
 def _categorical(values: pd.Series, feature: CategoricalFeature) -> tuple[np.ndarray, list[str]]:
+    """Each row's category index (validated) and the encoded column names."""
     text = as_strings(values)
     if text.isna().any():
         raise DataError(
@@ -309,10 +333,8 @@ def _categorical(values: pd.Series, feature: CategoricalFeature) -> tuple[np.nda
             hint="the model never saw them: filter those rows or retrain with the new categories",
         )
     if feature.encoding == "ordinal":
-        return codes[:, None].astype(np.float64), [feature.name]
-    block = np.zeros((len(codes), len(categories)))
-    block[np.arange(len(codes)), codes] = 1.0
-    return block, [f"{feature.name}={c}" for c in categories]
+        return codes, [feature.name]
+    return codes, [f"{feature.name}={c}" for c in categories]
 
 
 # ---------------------------------------------------------------- images
