@@ -137,10 +137,10 @@ def run(ctx: "AuditContext") -> list[Measurement]:
         ctx.warn("explanations need a model; a predictions-only audit has none, so none were computed")
         return []
     model = explained_model(ctx)
-    plan = make_plan(ctx, model)
     config = ctx.config.checks.explanations
     features = ctx.data.features
     with model.session(ctx.seed):
+        plan = make_plan(ctx, model)  # in the session: its column statistics run on one thread too
         found = {}
         for name in plan.methods:
             with _timed(ctx, name):
