@@ -8,6 +8,7 @@ encoded feature tensor and, per encoded column, the source column it came from.
 from __future__ import annotations
 
 import difflib
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -54,6 +55,7 @@ def _load_tabular(spec: TabularData, config: AuditConfig) -> AuditData:
         needed += [c for c in (config.model.decision_column, config.model.score_column) if c]
     features = _feature_list(spec) if config.model.kind != "predictions" else []
     require_columns(frame, needed + [f.name for f in features], spec.path)
+    frame = _compact(frame, keep={f.name for f in features if isinstance(f, NumericFeature)})
     labels = encode_labels(frame[spec.label.column], spec.label, where=f"column '{spec.label.column}'")
     tensor, columns = encode_features(frame, features)
     summary = {
@@ -97,7 +99,7 @@ def read_table(spec: TabularData) -> pd.DataFrame:
     path = Path(spec.path)
     try:
         if _table_format(spec) == "parquet":
-            return pd.read_parquet(path)
+            return _read_parquet(path)
         options = spec.csv
         return pd.read_csv(
             path,
@@ -113,6 +115,34 @@ def read_table(spec: TabularData) -> pd.DataFrame:
     except (OSError, ValueError, pd.errors.ParserError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise DataError(f"cannot read {path.name}: {first}", hint="check data.format and data.csv") from None
+
+
+def _compact(frame: pd.DataFrame, *, keep: set[str]) -> pd.DataFrame:
+    """Text columns as categoricals (but those in ``keep``, declared numeric: their errors name the text).
+
+    The frame lives through the whole audit (proxies, local explanations, prediction columns)
+    and beside the feature tensor while it is built: a small code a row per column instead of
+    a string each is 130 MB less at 1,000,000 Adult rows. Values and missing values are unchanged.
+    """
+    text = [c for c in frame.columns if c not in keep and pd.api.types.is_string_dtype(frame[c])
+            and not isinstance(frame[c].dtype, pd.CategoricalDtype)]
+    if not text:
+        return frame
+    compact = frame.astype({c: "category" for c in text})
+    _release_arrow_memory()
+    return compact
+
+
+def _release_arrow_memory() -> None:
+    if "pyarrow" in sys.modules:
+        sys.modules["pyarrow"].default_memory_pool().release_unused()
+
+
+def _read_parquet(path: Path) -> pd.DataFrame:
+    """The table as pandas; then give Arrow's decoding buffers back (at 1M Adult rows, 90 MB held)."""
+    frame = pd.read_parquet(path)
+    _release_arrow_memory()
+    return frame
 
 
 def _apply_filter(frame: pd.DataFrame, expression: str | None) -> pd.DataFrame:
@@ -268,12 +298,13 @@ def encode_features(
         return None, ()
     values, columns, starts, start = [], [], [], 0
     for feature in features:
+        # kept compact until the fill: the float32 value each cell will hold, small-int codes
         if isinstance(feature, NumericFeature):
-            values.append((_numeric(frame[feature.name], feature), False))
+            values.append((_numeric(frame[feature.name], feature).astype(np.float32), False))
             names = [feature.name]
         else:
             codes, names = _categorical(frame[feature.name], feature)
-            values.append((codes, feature.encoding == "one_hot"))
+            values.append((codes.astype(np.int32 if len(feature.categories) > 2**15 else np.int16), feature.encoding == "one_hot"))
         columns.extend(EncodedColumn(name, feature.name) for name in names)
         starts.append(start)
         start += len(names)
