@@ -20,7 +20,8 @@ the rows only through how many rows of each label sit at each distinct score. So
    with the usual ``n - 1`` per class). The interval is the normal one, clipped to the
    metric's range. Tests compare the coverage with a slow row bootstrap.
 
-A statistic that does not vary under small reweighting (ROC-AUC or average precision of 1: all
+With a single positive or negative (or row) there is no spread to estimate and the interval
+is the whole range [0, 1]. A statistic that does not vary under small reweighting (ROC-AUC or average precision of 1: all
 positives above all negatives) would get a zero-width interval; it gets instead the exact
 one-sided binomial bound on ``min(positives, negatives)`` independent pairs, as the rates do
 for 0 and 1, because the data do not make perfection certain.
@@ -103,10 +104,13 @@ class GroupScores:
     def interval(self, metric: str, group: int, level: float) -> tuple[float, float] | None:
         """Normal interval clipped to the metric's range; the binomial bound where it would be a point."""
         value, error = float(self.values[metric][group]), float(self.errors[metric][group])
-        if np.isnan(value) or np.isnan(error):
-            return None
         high_end = np.inf if metric == "log_loss" else 1.0
-        if error == 0.0 and metric in ("roc_auc", "average_precision") and value in (0.0, 1.0):
+        if np.isnan(value) or (np.isnan(error) and metric == "log_loss"):
+            return None
+        ranking = metric in ("roc_auc", "average_precision")
+        if np.isnan(error) or (ranking and min(self.positives[group], self.negatives[group]) < 2):
+            return (0.0, 1.0)  # one positive (or negative, or row): no spread to estimate
+        if error == 0.0 and ranking and value in (0.0, 1.0):
             pairs = int(min(self.positives[group], self.negatives[group]))
             bound = ((1 - level) / 2) ** (1 / max(pairs, 1))
             return (bound, 1.0) if value == 1.0 else (0.0, 1 - bound)

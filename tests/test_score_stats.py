@@ -158,3 +158,13 @@ def test_interval_is_normal_and_clipped():
     value, error = found.values["roc_auc"][0], found.errors["roc_auc"][0]
     assert found.interval("roc_auc", 0, 0.95) == pytest.approx((value - z * error, min(1.0, value + z * error)))
     assert found.interval("log_loss", 0, 0.95)[0] >= 0
+
+
+def test_a_single_positive_gets_the_whole_range():
+    positive = np.zeros(200, dtype=bool)
+    positive[7] = True
+    score = np.linspace(0, 1, 200)
+    found = score_stats.group_statistics(score_stats.collapse(score, positive), np.zeros(1), 1, 10)
+    assert not np.isnan(found.values["roc_auc"][0])
+    assert found.interval("roc_auc", 0, 0.95) == (0.0, 1.0)
+    assert found.interval("average_precision", 0, 0.95) == (0.0, 1.0)
