@@ -190,6 +190,11 @@ def as_strings(values: pd.Series) -> pd.Series:
     declared class or category 1.
     """
     series = pd.Series(values).reset_index(drop=True)
+    if isinstance(series.dtype, pd.CategoricalDtype):
+        # each category once, then by code: pandas converts a categorical row by row
+        names = as_strings(pd.Series(series.cat.categories)).to_numpy(dtype=object)
+        codes = series.cat.codes.to_numpy()
+        return pd.Series(np.where(codes >= 0, names[np.maximum(codes, 0)], None), dtype=object)
     missing = series.isna().to_numpy()
     if pd.api.types.is_float_dtype(series) and np.all(np.mod(series[~missing], 1) == 0):
         text = series.fillna(0).astype(np.int64).astype(str)

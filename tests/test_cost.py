@@ -64,3 +64,16 @@ def test_small_rows_run_on_one_thread_and_restore_the_setting():
     assert torch.get_num_threads() == before
     with small_rows_on_one_thread(cpu, 3 * 224 * 224):
         assert torch.get_num_threads() == before
+
+
+def test_strings_of_a_categorical_equal_those_of_its_values():
+    from audit.data import as_strings
+
+    values = pd.Series(["b", None, "a", "b"], dtype="str")
+    compact = _compact(pd.DataFrame({"v": values}), keep=set())["v"]
+    def plain(series):  # missing as None, whichever NA the dtype uses
+        return [None if pd.isna(v) else v for v in series]
+
+    assert plain(as_strings(compact)) == plain(as_strings(values)) == ["b", None, "a", "b"]
+    numbers = pd.Series([1.0, 2.0, None]).astype("category")
+    assert as_strings(numbers).tolist() == ["1", "2", None]
