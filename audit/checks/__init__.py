@@ -15,6 +15,7 @@ from typing import Callable
 from audit.checks import data, explanations, fairness, performance, robustness
 from audit.context import AuditContext
 from audit.errors import ConfigError
+from audit.profiles import ll144
 from audit.results import Measurement
 
 CheckFunction = Callable[[AuditContext], list[Measurement]]
@@ -25,6 +26,7 @@ CHECKS: dict[str, CheckFunction] = {
     "fairness": fairness.run,
     "explanations": explanations.run,
     "robustness": robustness.run,
+    "ll144": ll144.run,
 }
 
 METRICS: dict[str, tuple[str, ...]] = {
@@ -33,12 +35,19 @@ METRICS: dict[str, tuple[str, ...]] = {
     "fairness": fairness.METRICS,
     "explanations": explanations.METRICS,
     "robustness": robustness.METRICS,
+    "ll144": ll144.METRICS,
 }
+
+WANTED: dict[str, Callable] = {
+    "ll144": lambda config: "ll144" in config.report.profiles,
+}
+"""check name -> whether the spec asks for it, for checks that a report profile turns on."""
 
 
 PREFLIGHT: dict[str, tuple[Callable | None, Callable | None]] = {
     "explanations": (explanations.validate, explanations.prepare),
     "robustness": (robustness.validate, robustness.prepare),
+    "ll144": (ll144.validate, ll144.prepare),
 }
 """check name -> (validate(config), prepare(ctx)); filled by checks that have input rules."""
 
@@ -79,6 +88,7 @@ def enabled(ctx: AuditContext) -> list[str]:
     chosen = []
     for name in names():
         section = getattr(ctx.config.checks, name, None)
-        if section is None or section.enabled:
+        wanted = WANTED.get(name, lambda config: section is None or section.enabled)
+        if wanted(ctx.config):
             chosen.append(name)
     return chosen
