@@ -27,6 +27,7 @@ from pydantic import (
     StrictInt,
     ValidationError,
     ValidationInfo,
+    field_validator,
     model_validator,
 )
 
@@ -168,6 +169,14 @@ class SensitiveSpec(Strict):
     bins: list[float] | None = Field(None, min_length=2, description="edges for a continuous column")
     labels: list[str] | None = None
     reference: str | None = Field(None, description="reference group for disparities")
+
+    @field_validator("reference", mode="before")
+    @classmethod
+    def _reference_as_text(cls, value: Any) -> Any:
+        # group values are read as text ("1", not "1.0"): an integer column's reference may be written 1
+        if isinstance(value, int) and not isinstance(value, bool):
+            return str(value)
+        return value
 
     @model_validator(mode="after")
     def _check_bins(self) -> "SensitiveSpec":
@@ -325,6 +334,17 @@ class PerformanceCheck(Strict):
 class FairnessCheck(Strict):
     enabled: bool = True
     min_group_size: int = Field(30, ge=1, description="smaller groups are reported but marked insufficient")
+    min_denominator: int | None = Field(
+        None, ge=1,
+        description="smallest denominator of a rate (positives for TPR/FNR, negatives for FPR/TNR, predicted "
+        "positives for PPV) that can decide a disparity; default: min_group_size",
+    )
+    small_groups: Literal["exclude", "include"] = Field(
+        "exclude", description="groups below min_group_size: left out of the disparities (listed), or included"
+    )
+    missing: Literal["exclude", "group"] = Field(
+        "exclude", description="the (missing) group of a sensitive column: left out of the disparities (listed), or a group"
+    )
     intersections: Literal["none", "pairs", "all"] | list[list[str]] = Field(
         "all", description="crosses of sensitive columns: none, pairs, all, or explicit lists of columns"
     )
@@ -363,6 +383,9 @@ class ExplanationsCheck(Strict):
     memory_mb: int = Field(512, ge=16, le=65536, description="memory budget that sets internal batch sizes")
 
 
+DEFAULT_RESTARTS = 10  # README, "robustness": chosen so the demo curves are never above torchattacks PGD runs
+
+
 class RobustnessCheck(Strict):
     enabled: bool = True
     attacks: list[str] = Field(default_factory=lambda: ["FGSM", "PGD"], min_length=1)
@@ -372,6 +395,10 @@ class RobustnessCheck(Strict):
     norm: Literal["Linf", "L2"] = "Linf"
     steps: int = Field(10, ge=1, le=MAX_ATTACK_STEPS, description="iterations of iterative attacks")
     step_size: float | None = Field(None, gt=0, description="default: 2.5 * epsilon / steps")
+    restarts: int = Field(
+        DEFAULT_RESTARTS, ge=0, le=100,
+        description="PGD random restarts after the deterministic start; a point is robust only if it survives all of them",
+    )
     rows: int = Field(500, ge=1, le=MAX_ROWS, description="rows attacked (seeded sample)")
     immutable: list[str] = Field(
         default_factory=list, description="source columns never perturbed (sensitive columns and age always are)"
@@ -758,7 +785,11 @@ def config_from_dict(raw: dict[str, Any], *, base: Path) -> AuditConfig:
 
 def load_features_file(path: Path) -> list[NumericFeature | CategoricalFeature]:
     """Read the preprocessing shipped beside a model (YAML or JSON, a 'features' list)."""
-    raw = parse_yaml(path.read_text(encoding="utf-8"), path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read features file {path}: {getattr(exc, 'strerror', None) or exc}") from None
+    raw = parse_yaml(text, path)
     try:
         return list(FeaturesFile.model_validate(raw).features)
     except ValidationError as exc:
@@ -807,7 +838,7 @@ def describe_validation_error(exc: ValidationError, raw: Any, root: type[BaseMod
     # a misspelt key also makes the real key "missing": report the unknown key, the cause
     errors = sorted(exc.errors(include_url=False), key=lambda e: e["type"] != "extra_forbidden")
     first = errors[0]
-    loc = [part for part in first["loc"] if not _is_union_tag(part)]
+    loc = _key_path(first["loc"], raw)
     path = _dotted(loc) or "(top level)"
     kind = first["type"]
     if kind == "extra_forbidden":
@@ -826,6 +857,29 @@ def describe_validation_error(exc: ValidationError, raw: Any, root: type[BaseMod
     if len(errors) > 1:
         text += f" [and {len(errors) - 1} more problem(s); run `rai-audit validate` after fixing this one]"
     return text
+
+
+def _key_path(loc: tuple[Any, ...], raw: Any) -> list[Any]:
+    """Pydantic's error location without the union tags it inserts, read against the raw data.
+
+    A part is a key when the raw data has it there, so a key that happens to be called
+    ``numeric`` or ``tabular`` (a mistake the user must be told about) is never taken for the
+    tag of a union member; a part the data lack (a missing or misplaced key) is kept too,
+    unless it is a tag.
+    """
+    out: list[Any] = []
+    node = raw
+    for part in loc:
+        if isinstance(part, int):
+            out.append(part)
+            node = node[part] if isinstance(node, list) and 0 <= part < len(node) else None
+        elif isinstance(node, dict) and part in node:
+            out.append(part)
+            node = node[part]
+        elif not _is_union_tag(part):
+            out.append(part)
+            node = None
+    return out
 
 
 def _is_union_tag(part: Any) -> bool:

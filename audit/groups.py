@@ -43,6 +43,16 @@ WHY_UNDEFINED = {
 }
 
 
+DENOMINATOR = {
+    "base_rate": "rows", "selection_rate": "rows", "accuracy": "rows",
+    "true_positive_rate": "actual positives", "false_negative_rate": "actual positives",
+    "false_positive_rate": "actual negatives", "true_negative_rate": "actual negatives",
+    "positive_predictive_value": "predicted positives", "negative_predictive_value": "predicted negatives",
+    "f1": "actual or predicted positives",
+}
+"""What each rate divides by, in words: the count the small-denominator rule reads."""
+
+
 @dataclass(frozen=True)
 class Cells:
     """Rows coded by their combination of sensitive values."""
@@ -168,6 +178,13 @@ def rate_parts(counts: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         "negative_predictive_value": (tn, tn + fn),
         "f1": (2 * tp, 2 * tp + fp + fn),
     }
+
+
+def denominators(counts: np.ndarray) -> dict[str, np.ndarray]:
+    """Each rate's denominator as a count of rows (:data:`DENOMINATOR`); F1's is TP + FP + FN."""
+    out = {name: bottom for name, (_, bottom) in rate_parts(counts).items()}
+    out["f1"] = out["f1"] - counts[..., 0]
+    return out
 
 
 def rates(counts: np.ndarray) -> dict[str, np.ndarray]:

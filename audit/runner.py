@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
 
 from audit import checks, compare, gate, profiles, provenance, thresholds
-from audit.config import AuditConfig
+from audit.config import AuditConfig, load_features_file
 from audit.context import AuditContext
 from audit.data import load_data
 from audit.errors import AuditError
@@ -63,6 +64,8 @@ def preflight(config: AuditConfig) -> None:
     allowances = [compare.allowance_scope(text) for text in config.max_regression]
     gate.check_metric_names(allowances, checks.metrics(), label="max_regression")
     checks.validate(config)
+    if getattr(config.data, "features_file", None) is not None:
+        load_features_file(Path(config.data.features_file))  # a features file of the wrong shape is a spec error
 
 
 def build_context(config: AuditConfig) -> AuditContext:
