@@ -8,6 +8,7 @@ Exit codes: 0 the audit ran and every threshold passed (or none is set); 1 a thr
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import math
@@ -15,26 +16,17 @@ import os
 import shlex
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from audit import __version__, checks, compare, gate
-from audit.config import (
-    GateSettings,
-    RegressionFile,
-    Threshold,
-    json_schema,
-    load_config,
-    load_regressions,
-    load_thresholds,
-)
+from audit import __version__
 from audit.errors import AuditError, ConfigError
-from audit.output import prepare_output_dir, write_files
-from audit.report import comparison as comparison_report
-from audit.report import html, junit, markdown, modelcard
-from audit.report import pdf as report_pdf
-from audit.report.format import ci_text, number
-from audit.resources import bundled
-from audit.results import AuditResult, read_result
-from audit.runner import preflight, run_audit
+
+if TYPE_CHECKING:
+    from audit.results import AuditResult
+
+# Each command imports what it needs inside its function: torch, captum and shap take seconds
+# to load, and `--help`, `--version`, `schema`, `init`, `gate` and `compare` need none of them
+# (tests/test_fast_cli.py holds them to that).
 
 EXIT_OK, EXIT_GATE_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 DEMO_SPECS = ("adult_mlp.yaml", "digits_cnn.yaml")
@@ -49,7 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="run an audit spec and write the result and report")
     run.add_argument("spec", type=Path, help="the audit spec (YAML)")
     run.add_argument("--out", type=Path, required=True, help="folder for result.json and report.html")
-    run.add_argument("--quiet", action="store_true", help="print nothing on success")
+    run.add_argument("--quiet", action="store_true", help="print nothing on success, no progress (for CI)")
+    run.add_argument("--progress", action="store_true", help="show progress on stderr even when it is not a terminal")
     run.add_argument("--pdf", action="store_true", help="also write report.pdf (needs Chromium)")
 
     validate = commands.add_parser("validate", help="check a spec without running it")
@@ -76,6 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="audit the two bundled demo models offline")
     demo.add_argument("--out", type=Path, default=Path("reports/demo"))
     demo.add_argument("--quiet", action="store_true")
+    demo.add_argument("--progress", action="store_true", help="show progress on stderr even when it is not a terminal")
     return parser
 
 
@@ -101,12 +95,36 @@ def entry() -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    code, _ = audit_to_folder(args.spec, args.out, quiet=args.quiet, pdf=args.pdf)
+    with _progress(args) as listener:
+        code, _ = audit_to_folder(args.spec, args.out, quiet=args.quiet, pdf=args.pdf)
+    _print_time_line(listener)
     return code
+
+
+@contextlib.contextmanager
+def _progress(args: argparse.Namespace):
+    """Progress bars on stderr: on a terminal, or with --progress; never with --quiet."""
+    from audit import progress
+
+    shown = not args.quiet and (args.progress or sys.stderr.isatty())
+    listener = progress.TqdmListener(sys.stderr) if shown else None
+    with progress.listening(listener):
+        yield listener
+
+
+def _print_time_line(listener) -> None:
+    if listener is not None and listener.timings:
+        print(listener.time_line(), file=sys.stderr)
 
 
 def audit_to_folder(spec: Path, out: Path, *, quiet: bool, pdf: bool = False) -> tuple[int, AuditResult]:
     """Validate, check the output folder is writable, audit, then write every file at once."""
+    from audit.config import load_config
+    from audit.output import prepare_output_dir, write_files
+    from audit.report import html, modelcard
+    from audit.report import pdf as report_pdf
+    from audit.runner import run_audit
+
     config = load_config(spec)
     folder = prepare_output_dir(out)
     chromium = report_pdf.find_chromium() if pdf or config.report.pdf else None
@@ -127,6 +145,8 @@ def audit_to_folder(spec: Path, out: Path, *, quiet: bool, pdf: bool = False) ->
 
 
 def _gate_files(result: AuditResult) -> dict[str, str]:
+    from audit.report import junit, markdown
+
     return {"junit.xml": junit.render(result), "summary.md": markdown.render(result)}
 
 
@@ -153,6 +173,8 @@ def _finish(result: AuditResult) -> int:
 
 
 def _print_summary(result: AuditResult, folder: Path) -> None:
+    from audit.report.format import ci_text, number
+
     print(f"{result.name}: {result.data.get('rows_used')} rows audited")
     for metric in ("accuracy", "balanced_accuracy", "roc_auc"):
         for m in result.select("performance", metric):
@@ -170,6 +192,9 @@ def _print_findings(result: AuditResult) -> None:
 
 
 def _validate(args: argparse.Namespace) -> int:
+    from audit.config import load_config
+    from audit.runner import preflight
+
     config = load_config(args.spec)
     preflight(config)
     print(f"{args.spec}: valid ({config.data.kind} data, {config.model.kind} model)")
@@ -178,6 +203,11 @@ def _validate(args: argparse.Namespace) -> int:
 
 def _gate(args: argparse.Namespace) -> int:
     """Judge a stored result again; rewrite junit.xml and summary.md beside it."""
+    from audit import checks, gate
+    from audit.config import GateSettings, Threshold, load_thresholds
+    from audit.output import write_files
+    from audit.results import read_result
+
     stored = read_result(args.result)
     thresholds, settings = load_thresholds(args.thresholds) if args.thresholds else (
         [Threshold.model_validate(t) for t in stored.thresholds],
@@ -196,6 +226,12 @@ def _gate(args: argparse.Namespace) -> int:
 
 
 def _compare(args: argparse.Namespace) -> int:
+    from audit import checks, compare, gate
+    from audit.config import RegressionFile, Threshold, load_regressions
+    from audit.output import prepare_output_dir, write_files
+    from audit.report import comparison as comparison_report
+    from audit.results import read_result
+
     baseline, candidate = (read_result(_result_path(p)) for p in (args.baseline, args.candidate))
     settings = load_regressions(args.spec) if args.spec else RegressionFile()
     allowances = dict(settings.max_regression) | _allowance_flags(args.max_regression)
@@ -233,20 +269,28 @@ def _allowance_flags(flags: list[str]) -> dict[str, float]:
 
 
 def _schema(args: argparse.Namespace) -> int:
+    from audit.config import json_schema
+
     print(json.dumps(json_schema(), indent=2))
     return EXIT_OK
 
 
 def _init(args: argparse.Namespace) -> int:
+    from audit.resources import bundled
+
     print((bundled("templates") / "starters" / f"{args.kind}.yaml").read_text(encoding="utf-8"), end="")
     return EXIT_OK
 
 
 def _demo(args: argparse.Namespace) -> int:
+    from audit.resources import bundled
+
     examples = bundled("examples")
     worst = EXIT_OK
     for name in DEMO_SPECS:
-        code, _ = audit_to_folder(examples / name, args.out / Path(name).stem, quiet=args.quiet)
+        with _progress(args) as listener:
+            code, _ = audit_to_folder(examples / name, args.out / Path(name).stem, quiet=args.quiet)
+        _print_time_line(listener)
         worst = max(worst, code)
     return worst
 

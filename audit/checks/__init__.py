@@ -10,35 +10,48 @@ order of the report's sections.
 
 from __future__ import annotations
 
+import importlib
 from typing import Callable
 
-from audit.checks import data, explanations, fairness, performance, robustness
+from audit.checks import data, fairness, metric_names, performance
 from audit.context import AuditContext
 from audit.errors import ConfigError
 from audit.results import Measurement
 
 CheckFunction = Callable[[AuditContext], list[Measurement]]
 
+
+def _deferred(module: str, function: str) -> Callable:
+    """``module.function``, imported on first call: explanations and robustness load torch,
+    captum and shap, which `gate`, `compare` and `--help` must not wait for."""
+
+    def call(*args):
+        return getattr(importlib.import_module(module), function)(*args)
+
+    call.__name__ = call.__qualname__ = f"{module.rsplit('.', 1)[-1]}.{function}"
+    return call
+
+
 CHECKS: dict[str, CheckFunction] = {
     "data": data.run,
     "performance": performance.run,
     "fairness": fairness.run,
-    "explanations": explanations.run,
-    "robustness": robustness.run,
+    "explanations": _deferred("audit.checks.explanations", "run"),
+    "robustness": _deferred("audit.checks.robustness", "run"),
 }
 
 METRICS: dict[str, tuple[str, ...]] = {
     "data": data.METRICS,
     "performance": performance.METRICS,
     "fairness": fairness.METRICS,
-    "explanations": explanations.METRICS,
-    "robustness": robustness.METRICS,
+    "explanations": metric_names.EXPLANATIONS,
+    "robustness": metric_names.ROBUSTNESS,
 }
 
 
 PREFLIGHT: dict[str, tuple[Callable | None, Callable | None]] = {
-    "explanations": (explanations.validate, explanations.prepare),
-    "robustness": (robustness.validate, robustness.prepare),
+    "explanations": (_deferred("audit.checks.explanations", "validate"), _deferred("audit.checks.explanations", "prepare")),
+    "robustness": (_deferred("audit.checks.robustness", "validate"), _deferred("audit.checks.robustness", "prepare")),
 }
 """check name -> (validate(config), prepare(ctx)); filled by checks that have input rules."""
 
