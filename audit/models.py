@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from audit import progress
 from audit.config import AuditConfig, LabelSpec, ModelSpec
 from audit.context import AuditData, Predictions
 from audit.data import as_strings, encode_labels
@@ -64,14 +65,16 @@ class ModelAdapter:
             )
         return self.module
 
-    def outputs(self, features: torch.Tensor, *, batch_size: int) -> np.ndarray:
-        """Raw model outputs for every row, batched, as float64 on the CPU."""
+    def outputs(self, features: torch.Tensor, *, batch_size: int, step: progress.Task | None = None) -> np.ndarray:
+        """Raw model outputs for every row, batched, as float64 on the CPU; ``step`` counts batches."""
         size = self.static_batch or batch_size
         chunks = []
         with torch_evaluation(self.module):
             for start in range(0, len(features), size):
                 batch = features[start : start + size]
                 chunks.append(self._batch_outputs(batch, size))
+                if step is not None:
+                    step.advance()
         return np.concatenate(chunks, axis=0) if chunks else np.zeros((0, 1))
 
     def _batch_outputs(self, batch: torch.Tensor, size: int) -> np.ndarray:
@@ -318,7 +321,9 @@ def predict(adapter: ModelAdapter, data: AuditData, spec: ModelSpec) -> Predicti
     """Run the model once over the data and turn its outputs into decisions and probabilities."""
     if data.features is None:
         raise DataError("the data has no feature tensor to feed the model")
-    outputs = adapter.outputs(data.features, batch_size=spec.batch_size)
+    size = adapter.static_batch or spec.batch_size
+    with progress.task("predicting", total=-(-len(data.features) // size), unit="batch") as step:
+        outputs = adapter.outputs(data.features, batch_size=spec.batch_size, step=step)
     return predictions_from_outputs(outputs, data, spec)
 
 

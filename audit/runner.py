@@ -7,7 +7,7 @@ import time
 import numpy as np
 import torch
 
-from audit import checks, gate, provenance
+from audit import checks, cost, gate, progress, provenance
 from audit.config import AuditConfig
 from audit.context import AuditContext
 from audit.data import load_data
@@ -62,14 +62,39 @@ def preflight(config: AuditConfig) -> None:
 
 def build_context(config: AuditConfig) -> AuditContext:
     """Load data and model and predict once; every check reuses these predictions."""
-    data = load_data(config)
+    with progress.task("loading data"):
+        data = load_data(config)
     model: ModelAdapter | None = None
     if config.model.kind == "predictions":
         predictions = predictions_from_columns(data, config.model, dict(config.data.label.map))
     else:
-        model = load_model(config)
+        with progress.task("loading model"):
+            model = load_model(config)
+        start = time.perf_counter()
         predictions = predict(model, data, config.model)
+        for line in _cost_warnings(config, data, model, (time.perf_counter() - start) / max(data.n, 1)):
+            progress.warn(line)
     return AuditContext(config=config, data=data, predictions=predictions, model=model)
+
+
+def _cost_warnings(config: AuditConfig, data, model: ModelAdapter, seconds_per_row: float) -> list[str]:
+    """Warn before explanations or robustness that the spec makes long, naming what would cut it."""
+    from audit.checks.robustness import attack_names
+    from audit.explain import registry
+    from audit.robust.domain import IMAGE_EPSILONS, TABULAR_EPSILONS
+
+    tabular = config.data.kind == "tabular"
+    columns = len(data.columns) if tabular else 64
+    costs = []
+    if config.checks.explanations.enabled:
+        methods = config.checks.explanations.methods or registry.defaults(
+            kind=config.data.kind, model=model, groups=columns)
+        costs.append(cost.explanations(config, rows=data.n, columns=columns, methods=methods))
+    if config.checks.robustness.enabled:
+        epsilons = len(config.checks.robustness.epsilons or (TABULAR_EPSILONS if tabular else IMAGE_EPSILONS))
+        attacks = attack_names(config, black_box=not model.differentiable)
+        costs.append(cost.robustness(config, rows=data.n, attacks=attacks, epsilons=epsilons))
+    return cost.warnings(costs, seconds_per_row=seconds_per_row)
 
 
 def _run_checks(ctx: AuditContext) -> tuple[list[Measurement], list[CheckFailure], dict[str, float]]:
@@ -79,7 +104,8 @@ def _run_checks(ctx: AuditContext) -> tuple[list[Measurement], list[CheckFailure
     for name in checks.enabled(ctx):
         start = time.perf_counter()
         try:
-            measurements.extend(checks.get(name)(ctx))
+            with progress.task(name):
+                measurements.extend(checks.get(name)(ctx))
         except AuditError as exc:
             failures.append(CheckFailure(name, str(exc)))
         except Exception as exc:  # a bug in one check must not lose the others' results

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
+from audit import progress
 from audit.errors import ConfigError, DataError, ModelError
 from audit.explain import measurements, registry, trust
 from audit.explain.attribution import Attribution
@@ -138,9 +139,14 @@ def run(ctx: "AuditContext") -> list[Measurement]:
     config = ctx.config.checks.explanations
     features = ctx.data.features
     with model.session(ctx.seed):
-        found = {name: registry.attribute(name, build_request(plan, model, features, plan.rows_for(name), ctx))
-                 for name in plan.methods}
-        tests = _trust(plan, model, features, found, ctx) if config.trust else {}
+        found = {}
+        with progress.task("methods", total=len(plan.methods), unit="method") as step:
+            for name in plan.methods:
+                step.note(f"{name} on {len(plan.rows_for(name))} rows")
+                found[name] = registry.attribute(name, build_request(plan, model, features, plan.rows_for(name), ctx))
+                step.advance()
+        with progress.task("trust tests"):
+            tests = _trust(plan, model, features, found, ctx) if config.trust else {}
         if config.randomization_check:
             tests["randomization"] = _randomization(plan, model, features, found, ctx)
     return measurements.emit(ctx, plan, found, tests)
