@@ -548,6 +548,41 @@ class AuditConfig(Strict):
     def base_dir(self) -> Path:
         return self._source.parent if self._source else Path.cwd()
 
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any], *, base: str | Path = ".") -> "AuditConfig":
+        """Build a config in code from a dict shaped like the YAML spec.
+
+        Relative paths resolve against ``base``; errors are the same one-line ConfigError as a
+        spec file's.
+
+        >>> config = AuditConfig.from_dict({"name": "mine", "data": {...}, "model": {...}})  # doctest: +SKIP
+        """
+        return config_from_dict(dict(raw), base=Path(base).resolve())
+
+    def replace(self, **changes: Any) -> "AuditConfig":
+        """A validated copy with ``changes``: a dict merges into its section, anything else replaces.
+
+        The spec file's hash no longer describes the copy, so its provenance hashes the
+        effective config instead.
+
+        >>> fast = config.replace(seed=1, checks={"robustness": {"rows": 100}})  # doctest: +SKIP
+        """
+        raw = _merged(self.model_dump(mode="json", exclude_unset=True), changes)
+        copy = config_from_dict(raw, base=self.base_dir)
+        copy._source = self._source
+        return copy
+
+
+def _merged(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in changes.items():
+        if isinstance(value, BaseModel):
+            value = value.model_dump(mode="json", exclude_unset=True)
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            value = _merged(merged[key], value)
+        merged[key] = value
+    return merged
+
 
 def load_config(path: str | Path) -> AuditConfig:
     """Read, parse and validate a spec file; raise :class:`ConfigError` on any problem.
