@@ -66,6 +66,18 @@ def build_parser() -> argparse.ArgumentParser:
     init = commands.add_parser("init", help="print a commented starter spec")
     init.add_argument("--kind", choices=STARTER_KINDS, default="tabular")
 
+    features = commands.add_parser("features", help="write the features list from training data or a fitted transformer")
+    source = features.add_mutually_exclusive_group(required=True)
+    source.add_argument("--from", dest="source", type=Path, help="the training data (CSV with a header row, or Parquet)")
+    source.add_argument("--sklearn", type=Path, help="a fitted ColumnTransformer/OneHotEncoder/StandardScaler saved with joblib")
+    features.add_argument("--allow-pickle", action="store_true", help="load --sklearn (a pickle: runs code from the file)")
+    features.add_argument("--label", help="the label column, left out")
+    features.add_argument("--categorical", nargs="+", default=[], metavar="COLUMN", help="number columns that are categories")
+    features.add_argument("--drop", nargs="+", default=[], metavar="COLUMN", help="columns the model does not read")
+    features.add_argument("--encoding", choices=("standardize", "minmax", "none"), default="standardize",
+                          help="how numeric columns were scaled in training (default: standardize)")
+    features.add_argument("--out", type=Path, help="write here (default: print)")
+
     demo = commands.add_parser("demo", help="audit the two bundled demo models offline")
     demo.add_argument("--out", type=Path, default=Path("reports/demo"))
     demo.add_argument("--quiet", action="store_true")
@@ -278,7 +290,29 @@ def _schema(args: argparse.Namespace) -> int:
 def _init(args: argparse.Namespace) -> int:
     from audit.resources import bundled
 
-    print((bundled("templates") / "starters" / f"{args.kind}.yaml").read_text(encoding="utf-8"), end="")
+    starters = bundled("templates") / "starters"
+    print((starters / f"{args.kind}.yaml").read_text(encoding="utf-8"), end="")
+    # the optional sections, commented, are the same for every kind
+    print((starters / "sections.yaml").read_text(encoding="utf-8"), end="")
+    return EXIT_OK
+
+
+def _features(args: argparse.Namespace) -> int:
+    from audit import features
+    from audit.output import prepare_output_dir, write_files
+
+    if args.sklearn:
+        found = features.from_sklearn(features.load_sklearn(args.sklearn, allow_pickle=args.allow_pickle))
+    else:
+        frame = features.read_training_table(args.source)
+        found = features.derive(frame, label=args.label, categorical=tuple(args.categorical), drop=tuple(args.drop),
+                                encoding=args.encoding)
+    text = features.to_yaml(found, source=(args.sklearn or args.source).name)
+    if args.out:
+        write_files(prepare_output_dir(args.out.parent), {args.out.name: text})
+        print(f"wrote {len(found)} features to {args.out}", file=sys.stderr)
+    else:
+        print(text, end="")
     return EXIT_OK
 
 
@@ -297,5 +331,5 @@ def _demo(args: argparse.Namespace) -> int:
 
 COMMANDS = {
     "run": _run, "validate": _validate, "gate": _gate, "compare": _compare,
-    "schema": _schema, "init": _init, "demo": _demo,
+    "schema": _schema, "init": _init, "demo": _demo, "features": _features,
 }

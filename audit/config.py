@@ -85,8 +85,8 @@ class LabelSpec(Strict):
     column: str | None = Field(None, description="label column (tabular data)")
     classes: list[ClassValue] = Field(min_length=2, description="classes in model-output order")
     positive: ClassValue | None = Field(None, description="binary only; default: the second class")
-    map: dict[str, ClassValue] = Field(
-        default_factory=dict, description="raw label values to rewrite to a class, e.g. '>50K.': '>50K'"
+    map: dict[ClassValue, ClassValue] = Field(
+        default_factory=dict, description="raw label values (text or integers) to rewrite to a class, e.g. '>50K.': '>50K'"
     )
 
     @model_validator(mode="after")

@@ -329,7 +329,7 @@ def _load_images(spec: ImageData, seed: int, max_groups: int) -> AuditData:
     images, raw_labels = images[keep], raw_labels[keep]
     metadata = metadata.iloc[keep].reset_index(drop=True) if metadata is not None else pd.DataFrame(index=range(len(keep)))
     _check_values(images, spec.value_range)
-    labels = encode_labels(pd.Series(raw_labels), spec.label, where=f"labels in {Path(spec.path).name}")
+    labels = _image_labels(raw_labels, spec.label, where=f"labels in {Path(spec.path).name}")
     return AuditData(
         labels=labels,
         classes=tuple(str(c) for c in spec.label.classes),
@@ -347,6 +347,22 @@ def _load_images(spec: ImageData, seed: int, max_groups: int) -> AuditData:
             "metadata": spec.metadata,
         },
     )
+
+
+def _image_labels(raw: np.ndarray, label: LabelSpec, *, where: str) -> np.ndarray:
+    """Integer labels index ``classes`` when the classes are names (the usual NPZ layout);
+    with integer classes they are the class values themselves."""
+    named = not all(isinstance(c, int) for c in label.classes)
+    if not (named and np.issubdtype(raw.dtype, np.integer)):
+        return encode_labels(pd.Series(raw), label, where=where)
+    outside = (raw < 0) | (raw >= len(label.classes))
+    if outside.any():
+        raise DataError(
+            f"{where}: integer labels index label.classes (0 to {len(label.classes) - 1}), "
+            f"but {int(outside.sum())} are outside, e.g. {raw[outside][:3].tolist()}",
+            hint="list every class in model-output order, or store the class names instead",
+        )
+    return raw.astype(np.int64)
 
 
 def _read_arrays(spec: ImageData) -> tuple[np.ndarray, np.ndarray]:
