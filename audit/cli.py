@@ -141,7 +141,8 @@ def audit_to_folder(spec: Path, out: Path, *, quiet: bool, pdf: bool = False) ->
     folder = prepare_output_dir(out)
     chromium = report_pdf.find_chromium() if pdf or config.report.pdf else None
     result = run_audit(config, command=" ".join(shlex.quote(a) for a in ["rai-audit", *sys.argv[1:]]))
-    page = html.render(result, templates=Path(config.report.templates) if config.report.templates else None)
+    page = html.render(result, templates=Path(config.report.templates) if config.report.templates else None,
+                       paper=config.report.paper)
     files: dict[str, str | bytes] = {
         "result.json": result.to_json() + "\n",
         "report.html": page,

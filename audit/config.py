@@ -490,6 +490,7 @@ class ReportSettings(Strict):
         None, description="a folder of templates overriding the bundled ones (same file names)"
     )
     pdf: bool = Field(False, description="also write report.pdf through headless Chromium")
+    paper: Literal["a4", "letter"] = Field("a4", description="page size when the report is printed or written as PDF")
 
 
 class AuditConfig(Strict):
