@@ -134,6 +134,7 @@ class CategoricalFeature(Strict):
     type: Literal["categorical"]
     categories: list[ClassValue] = Field(min_length=1)
     encoding: Literal["one_hot", "ordinal"] = "one_hot"
+    labels: dict[str, str] = Field(default_factory=dict, description="display labels for coded categories, e.g. {A34: critical account}")
 
 
 Feature = Annotated[Union[NumericFeature, CategoricalFeature], Field(discriminator="type")]
@@ -148,19 +149,30 @@ class FeaturesFile(Strict):
 class SensitiveSpec(Strict):
     column: str
     bins: list[float] | None = Field(None, min_length=2, description="edges for a continuous column")
-    labels: list[str] | None = None
-    reference: str | None = Field(None, description="reference group for disparities")
+    labels: list[str] | dict[str, str] | None = Field(
+        None, description="with bins: one name per bin; without: display labels for coded values, e.g. {A92: female}"
+    )
+    reference: str | None = Field(None, description="reference group for disparities (a value or its label)")
+    source: str | None = Field(None, description="derive this attribute from another column through map")
+    map: dict[str, str] | None = Field(None, description="with source: each value of the source column -> this attribute's value")
 
     @model_validator(mode="after")
     def _check_bins(self) -> "SensitiveSpec":
         if self.bins is not None:
             if any(high <= low for low, high in zip(self.bins, self.bins[1:])):
                 raise ValueError(f"sensitive {self.column!r}: bins must increase; found {self.bins}")
-            if self.labels is not None and len(self.labels) != len(self.bins) - 1:
-                raise ValueError(f"sensitive {self.column!r}: give one label per bin ({len(self.bins) - 1})")
-        elif self.labels is not None:
-            raise ValueError(f"sensitive {self.column!r}: labels need bins")
+            if not isinstance(self.labels, (list, type(None))) or (self.labels is not None and len(self.labels) != len(self.bins) - 1):
+                raise ValueError(f"sensitive {self.column!r}: give a list of one label per bin ({len(self.bins) - 1})")
+        elif isinstance(self.labels, list):
+            raise ValueError(f"sensitive {self.column!r}: a list of labels needs bins; display labels are a mapping {{value: label}}")
+        if (self.source is None) != (self.map is None):
+            raise ValueError(f"sensitive {self.column!r}: a derived attribute needs both source and map")
         return self
+
+    @property
+    def read_from(self) -> str:
+        """The data column this attribute is computed from."""
+        return self.source or self.column
 
 
 class SampleSpec(Strict):

@@ -49,7 +49,7 @@ def _load_tabular(spec: TabularData, config: AuditConfig) -> AuditData:
     frame = _apply_filter(frame, spec.filter)
     rows_filtered = len(frame)
     frame = _sample(frame, spec.sample, config.seed).reset_index(drop=True)
-    needed = [spec.label.column] + [s.column for s in spec.sensitive]
+    needed = [spec.label.column] + [s.read_from for s in spec.sensitive]
     if config.model.kind == "predictions":
         needed += [c for c in (config.model.decision_column, config.model.score_column) if c]
     features = _feature_list(spec) if config.model.kind != "predictions" else []
@@ -67,6 +67,7 @@ def _load_tabular(spec: TabularData, config: AuditConfig) -> AuditData:
         "features": [f.name for f in features],
         "encoded_width": len(columns),
     }
+    summary |= display_labels(spec.sensitive, features)
     return AuditData(
         labels=labels,
         classes=tuple(str(c) for c in spec.label.classes),
@@ -203,25 +204,61 @@ def build_sensitive(frame: pd.DataFrame, specs: list[SensitiveSpec], *, max_grou
     """
     columns = {}
     for spec in specs:
-        distinct = frame[spec.column].nunique(dropna=False)
-        if spec.bins is None and distinct > max_groups:
+        distinct = frame[spec.read_from].nunique(dropna=False)
+        if spec.bins is None and spec.map is None and distinct > max_groups:
             raise DataError(
                 f"sensitive column '{spec.column}' has {distinct} distinct values, more than the limit of {max_groups}",
                 hint="bin it (bins: [...]) or raise checks.fairness.max_groups",
             )
-        values = frame[spec.column]
+        values = frame[spec.read_from]
         if spec.bins is not None:
             columns[spec.column] = _binned(values, spec)
         else:
-            columns[spec.column] = as_strings(values).fillna(MISSING_GROUP)
+            columns[spec.column] = _labelled(_derived(values, spec), spec).fillna(MISSING_GROUP)
         _check_reference(columns[spec.column], spec)
     return pd.DataFrame(columns, index=pd.RangeIndex(len(frame)))
+
+
+def _derived(values: pd.Series, spec: SensitiveSpec) -> pd.Series:
+    """The attribute ``spec.map`` derives from a coded column (sex from personal status)."""
+    text = as_strings(values)
+    if spec.map is None:
+        return text
+    unmapped = sorted(set(text.dropna()) - set(spec.map))
+    if unmapped:
+        raise DataError(
+            f"sensitive '{spec.column}': values {unmapped[:5]} of column '{spec.source}' are not in its map",
+            hint="map every value of the source column (or filter those rows out)",
+        )
+    return text.map(spec.map, na_action="ignore")
+
+
+def _labelled(values: pd.Series, spec: SensitiveSpec) -> pd.Series:
+    """Coded values replaced by their display labels; unlisted values stay as they are."""
+    if not isinstance(spec.labels, dict):
+        return values
+    return values.map(lambda v: spec.labels.get(v, v), na_action="ignore")
+
+
+def display_labels(specs: list[SensitiveSpec], features: list) -> dict:
+    """The raw values behind every display label and derived attribute, for result.json."""
+    groups = {s.column: {label: raw for raw, label in s.labels.items()} for s in specs if isinstance(s.labels, dict)}
+    derived = {s.column: {"source": s.source, "map": dict(s.map)} for s in specs if s.map is not None}
+    categories = {f.name: {label: raw for raw, label in f.labels.items()}
+                  for f in features if isinstance(f, CategoricalFeature) and f.labels}
+    found = {"group_labels": groups, "derived_sensitive": derived, "category_labels": categories}
+    return {key: value for key, value in found.items() if value}
 
 
 def _check_reference(values: pd.Series, spec: SensitiveSpec) -> None:
     if spec.reference is None:
         return
     present = sorted(set(values))
+    if isinstance(spec.labels, dict) and spec.reference in spec.labels and spec.reference not in present:
+        raise DataError(
+            f"reference group {spec.reference!r} of sensitive column '{spec.column}' has a display label",
+            hint=f"name the group as the report does: reference: {spec.labels[spec.reference]!r}",
+        )
     if spec.reference not in present:
         shown = ", ".join(repr(v) for v in present[:10])
         raise DataError(
@@ -312,7 +349,7 @@ def _categorical(values: pd.Series, feature: CategoricalFeature) -> tuple[np.nda
         return codes[:, None].astype(np.float64), [feature.name]
     block = np.zeros((len(codes), len(categories)))
     block[np.arange(len(codes)), codes] = 1.0
-    return block, [f"{feature.name}={c}" for c in categories]
+    return block, [f"{feature.name}={feature.labels.get(c, c)}" for c in categories]
 
 
 # ---------------------------------------------------------------- images
