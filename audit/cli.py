@@ -131,11 +131,14 @@ def _print_time_line(listener) -> None:
 
 def audit_to_folder(spec: Path, out: Path, *, quiet: bool, pdf: bool = False) -> tuple[int, AuditResult]:
     """Validate, check the output folder is writable, audit, then write every file at once."""
-    from audit.config import load_config
-    from audit.output import prepare_output_dir, write_files
-    from audit.report import html, modelcard
-    from audit.report import pdf as report_pdf
-    from audit.runner import run_audit
+    from audit import progress
+
+    with progress.task("loading torch and the audit libraries"):  # seconds on a cold start: show them
+        from audit.config import load_config
+        from audit.output import prepare_output_dir, write_files
+        from audit.report import html, modelcard
+        from audit.report import pdf as report_pdf
+        from audit.runner import run_audit
 
     config = load_config(spec)
     folder = prepare_output_dir(out)

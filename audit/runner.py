@@ -28,7 +28,8 @@ def run_audit(config: AuditConfig, *, command: str | None = None) -> AuditResult
     0.85...
     """
     started = provenance.now()
-    preflight(config)
+    with progress.task("checking the spec"):
+        preflight(config)
     torch.manual_seed(config.seed)
     ctx = build_context(config)
     checks.prepare(ctx)

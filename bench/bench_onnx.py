@@ -17,6 +17,7 @@ Usage: python bench/bench_onnx.py [--baseline DIR]
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import subprocess
@@ -44,7 +45,8 @@ def export(folder: Path) -> dict[str, Path]:
     network.eval()
     example, batch = torch.zeros(8, 91), torch.export.Dim("batch")
     torch.export.save(torch.export.export(network, (example,), dynamic_shapes=({0: batch},)), str(folder / "adult.pt2"))
-    torch.onnx.export(network, (example,), dynamo=True, dynamic_shapes=({0: batch},)).save(str(folder / "adult.onnx"))
+    with contextlib.redirect_stdout(sys.stderr):  # the exporter reports its steps on stdout
+        torch.onnx.export(network, (example,), dynamo=True, dynamic_shapes=({0: batch},)).save(str(folder / "adult.onnx"))
     return {"export": folder / "adult.pt2", "onnx": folder / "adult.onnx"}
 
 

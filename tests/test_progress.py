@@ -21,7 +21,8 @@ def test_progress_flag_draws_the_steps_and_a_time_line(spec, tmp_path, capsys):
     for step in ("loading data", "loading model", "predicting", "performance", "fairness"):
         assert step in err
     time_line = err.strip().splitlines()[-1]
-    assert time_line.startswith("time: loading data ")
+    assert time_line.startswith("time: loading torch and the audit libraries ")
+    assert ", loading data " in time_line
     assert " fairness " in time_line and time_line.endswith(" s")
 
 
