@@ -71,11 +71,33 @@ def build_context(config: AuditConfig) -> AuditContext:
     else:
         with progress.task("loading model"):
             model = load_model(config)
-        start = time.perf_counter()
         predictions = predict(model, data, config.model)
-        for line in _cost_warnings(config, data, model, (time.perf_counter() - start) / max(data.n, 1)):
+        for line in _cost_warnings(config, data, model, _seconds_per_row(model, data)):
             progress.warn(line)
     return AuditContext(config=config, data=data, predictions=predictions, model=model)
+
+
+BATCH_FOR_COST = 4096
+
+
+def _seconds_per_row(model: ModelAdapter, data) -> float:
+    """The model's time per row in one warm, large batch, as explanations and attacks call it.
+
+    The prediction pass itself is a poor measure: its first call pays one-off costs (a
+    TorchScript or export graph warming up) that dominate a small model's time.
+    """
+    rows = data.features[: min(data.n, BATCH_FOR_COST)]
+    calls, threads = model.forward_calls, torch.get_num_threads()  # the report counts prediction batches only
+    if model.device.type == "cpu":
+        torch.set_num_threads(1)  # as explanations and attacks run (see ExplainedModel.session)
+    try:
+        model.outputs(rows, batch_size=max(len(rows), 1))  # warm
+        start = time.perf_counter()
+        model.outputs(rows, batch_size=max(len(rows), 1))
+        return (time.perf_counter() - start) / max(len(rows), 1)
+    finally:
+        torch.set_num_threads(threads)
+        model.forward_calls = calls
 
 
 def _cost_warnings(config: AuditConfig, data, model: ModelAdapter, seconds_per_row: float) -> list[str]:
@@ -85,7 +107,7 @@ def _cost_warnings(config: AuditConfig, data, model: ModelAdapter, seconds_per_r
     from audit.robust.domain import IMAGE_EPSILONS, TABULAR_EPSILONS
 
     tabular = config.data.kind == "tabular"
-    columns = len(data.columns) if tabular else 64
+    columns = len({c.source for c in data.columns}) if tabular else 64  # source columns, as methods group them
     costs = []
     if config.checks.explanations.enabled:
         methods = config.checks.explanations.methods or registry.defaults(

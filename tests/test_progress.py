@@ -82,7 +82,7 @@ def test_cost_of_attacks_is_rows_epsilons_steps(project):
 def test_a_long_run_is_warned_with_the_setting_that_cuts_it():
     long = cost.Cost("explanations", 2e6, "KernelExplainer: 100 rows", "checks.explanations.costly_rows")
     short = cost.Cost("robustness", 1e3, "PGD", "checks.robustness.rows")
-    lines = cost.warnings([long, short], seconds_per_row=1e-4)  # 200 s and 0.1 s
+    lines = cost.warnings([long, short], seconds_per_row=1e-4)  # 200 s and 0.1 s (above the floor)
     assert lines == ["explanations may take about 3 min (KernelExplainer: 100 rows); to cut it, lower checks.explanations.costly_rows"]
 
 
@@ -106,3 +106,24 @@ def test_the_run_warns_before_a_costly_explanation(project, tmp_path, capsys):
     err = capsys.readouterr().err
     assert "warning: explanations may take about" in err
     assert "lower checks.explanations.costly_rows" in err
+
+
+def test_the_floor_keeps_a_fast_model_from_hiding_a_costly_method():
+    costly = cost.Cost("explanations", 2.1e7, "KernelExplainer: 100 rows", "checks.explanations.costly_rows")
+    assert cost.warnings([costly], seconds_per_row=1e-9) == cost.warnings([costly], seconds_per_row=cost.FLOOR_SECONDS)
+    assert cost.warnings([costly], seconds_per_row=1e-9)  # 105 s at the floor
+
+
+def test_the_demo_is_not_warned(capsys):
+    """The demo runs in seconds: a warning there would teach people to ignore them."""
+    from audit import runner
+    from audit.config import load_config
+    from audit.data import load_data
+    from audit.models import load_model, predict
+    from audit.resources import bundled
+
+    for name in ("adult_mlp.yaml", "digits_cnn.yaml"):
+        config = load_config(bundled("examples") / name)
+        data, model = load_data(config), load_model(config)
+        predict(model, data, config.model)
+        assert runner._cost_warnings(config, data, model, runner._seconds_per_row(model, data)) == []
