@@ -30,6 +30,7 @@ from pydantic import (
 )
 
 from audit.errors import ConfigError
+from audit.profiles.settings import PROFILE_NAMES, EUAIActSettings, LL144Settings
 
 PACKAGE_PREFIX = "package:"
 
@@ -503,6 +504,11 @@ class ReportSettings(Strict):
     )
     pdf: bool = Field(False, description="also write report.pdf through headless Chromium")
     paper: Literal["a4", "letter"] = Field("a4", description="page size when the report is printed or written as PDF")
+    profiles: list[Literal[PROFILE_NAMES]] = Field(
+        default_factory=list, description="regulatory packs: ll144 (NYC bias audit), eu_ai_act (Annex IV documentation)"
+    )
+    ll144: LL144Settings | None = Field(None, description="settings of the ll144 profile")
+    eu_ai_act: EUAIActSettings = EUAIActSettings()
 
 
 class AuditConfig(Strict):

@@ -60,9 +60,9 @@ def test_commands_that_read_no_result_import_no_heavy_library(args, tmp_path):
 
 
 def test_gate_imports_no_heavy_library(stored):
-    code, loaded = _loaded(["gate", str(stored / "result.json")], stored)
+    code, loaded = _loaded(["gate", str(stored / "result.json"), "--out", str(stored.parent / "judged")], stored)
     assert code == 0
-    assert (stored / "junit.xml").exists()
+    assert (stored.parent / "judged" / "junit.xml").exists()
     assert loaded == []
 
 

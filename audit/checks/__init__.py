@@ -16,6 +16,7 @@ from typing import Callable
 from audit.checks import data, fairness, metric_names, performance
 from audit.context import AuditContext
 from audit.errors import ConfigError
+from audit.profiles import ll144
 from audit.results import Measurement
 
 CheckFunction = Callable[[AuditContext], list[Measurement]]
@@ -38,6 +39,7 @@ CHECKS: dict[str, CheckFunction] = {
     "fairness": fairness.run,
     "explanations": _deferred("audit.checks.explanations", "run"),
     "robustness": _deferred("audit.checks.robustness", "run"),
+    "ll144": ll144.run,
 }
 
 METRICS: dict[str, tuple[str, ...]] = {
@@ -46,12 +48,19 @@ METRICS: dict[str, tuple[str, ...]] = {
     "fairness": fairness.METRICS,
     "explanations": metric_names.EXPLANATIONS,
     "robustness": metric_names.ROBUSTNESS,
+    "ll144": ll144.METRICS,
 }
+
+WANTED: dict[str, Callable] = {
+    "ll144": lambda config: "ll144" in config.report.profiles,
+}
+"""check name -> whether the spec asks for it, for checks that a report profile turns on."""
 
 
 PREFLIGHT: dict[str, tuple[Callable | None, Callable | None]] = {
     "explanations": (_deferred("audit.checks.explanations", "validate"), _deferred("audit.checks.explanations", "prepare")),
     "robustness": (_deferred("audit.checks.robustness", "validate"), _deferred("audit.checks.robustness", "prepare")),
+    "ll144": (ll144.validate, ll144.prepare),
 }
 """check name -> (validate(config), prepare(ctx)); filled by checks that have input rules."""
 
@@ -92,6 +101,7 @@ def enabled(ctx: AuditContext) -> list[str]:
     chosen = []
     for name in names():
         section = getattr(ctx.config.checks, name, None)
-        if section is None or section.enabled:
+        wanted = WANTED.get(name, lambda config: section is None or section.enabled)
+        if wanted(ctx.config):
             chosen.append(name)
     return chosen

@@ -31,7 +31,7 @@ def _failures(result: AuditResult) -> list[tuple[float, str]]:
 
 def _thresholds(result: AuditResult) -> list[tuple[float, str]]:
     # thresholds are what the spec's authors said matters: they outrank what the audit infers
-    weight = {"fail": 90.0, "warn": 85.0, "inconclusive": 80.0}
+    weight = {"error": 95.0, "fail": 90.0, "warn": 85.0, "inconclusive": 80.0}
     return [
         (weight[f.verdict], f"Threshold {f.threshold}: {f.verdict}, since {f.reason}.")
         for f in result.findings if f.verdict in weight

@@ -11,6 +11,7 @@ from typing import Any
 
 import jinja2
 
+from audit import profiles
 from audit.report import charts
 from audit.report import highlights, modelcard
 from audit.report.explanations_view import explanations_view
@@ -125,6 +126,7 @@ def build_view(result: AuditResult) -> dict[str, Any]:
         "key_findings": highlights.key_findings(result),
         "provenance": result.provenance,
         "glossary": GLOSSARY,
+        "profiles": profiles.view(result),
     }
 
 

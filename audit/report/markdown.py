@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import html
 
-from audit.gate import SEVERITY
 from audit.report.format import ci_text, number
 from audit.results import AuditResult
 
-ICONS = {"pass": "✅ pass", "warn": "⚠️ warn", "fail": "❌ fail", "inconclusive": "❔ inconclusive"}
+ICONS = {"pass": "✅ pass", "warn": "⚠️ warn", "fail": "❌ fail", "inconclusive": "❔ inconclusive", "error": "⛔ error"}
 
 
 def cell(text: object) -> str:
@@ -27,7 +26,7 @@ def render(result: AuditResult) -> str:
     if result.findings:
         lines += ["| Verdict | Threshold | Value | 95% CI | Why |", "|---|---|---|---|---|"]
         for finding in result.findings:
-            worst = _worst_match(finding)
+            worst = finding.decisive
             value = number(worst.value) if worst else "-"
             interval = ci_text(worst.ci) if worst else "-"
             lines.append(
@@ -44,17 +43,13 @@ def render(result: AuditResult) -> str:
 
 
 def _headline(result: AuditResult) -> str:
-    if result.failures:
+    gate = result.gate
+    if gate is not None and gate.level == "error":
+        return f"**Gate {gate.word}**: the audit is incomplete ({len(gate.errors)} problem(s); {len(result.failures)} check(s) could not run)."
+    if result.failures:  # a result judged before check errors made the gate an error
         return f"**Audit incomplete: {len(result.failures)} check(s) could not run.**"
     if not result.findings:
         return "**Measured, not judged:** no thresholds are set."
-    counts = result.gate.counts
+    counts = gate.counts
     summary = ", ".join(f"{counts[v]} {v}" for v in ("pass", "warn", "fail", "inconclusive") if counts.get(v))
-    verdict = "PASSED" if result.gate.passed else "FAILED"
-    return f"**Gate {verdict}** ({summary}; inconclusive counts as {result.gate.inconclusive_policy})."
-
-
-def _worst_match(finding):
-    if not finding.matches:
-        return None
-    return max(finding.matches, key=lambda m: SEVERITY[m.verdict])
+    return f"**Gate {gate.word}** ({summary}; inconclusive counts as {gate.inconclusive_policy})."
