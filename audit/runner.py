@@ -77,8 +77,10 @@ def build_context(config: AuditConfig) -> AuditContext:
         with progress.task("loading model"):
             model = load_model(config)
         predictions = predict(model, data, config.model)
-        for line in _cost_warnings(config, data, model, _seconds_per_row(model, data)):
-            progress.warn(line)
+        if config.checks.explanations.enabled or config.checks.robustness.enabled:
+            # two timed calls on a sample; only when a check that the estimate is for will run
+            for line in _cost_warnings(config, data, model, _seconds_per_row(model, data)):
+                progress.warn(line)
     return AuditContext(config=config, data=data, predictions=predictions, model=model)
 
 
