@@ -19,7 +19,7 @@ from pathlib import Path
 
 from typing import TYPE_CHECKING
 
-from audit import __version__
+from audit import __version__, terminal
 from audit.errors import AuditError, ConfigError
 
 if TYPE_CHECKING:
@@ -45,6 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--quiet", action="store_true", help="print nothing on success, no progress (for CI)")
     run.add_argument("--progress", action="store_true", help="show progress on stderr even when it is not a terminal")
     run.add_argument("--pdf", action="store_true", help="also write report.pdf (needs Chromium)")
+    run.add_argument("--force", action="store_true", help="replace --out even if it holds files that are not an audit's")
     run.add_argument("--profile", action="append", default=[], choices=_ProfileNames(), metavar="PROFILE",
                      help="also write a regulatory pack: ll144 (NYC bias audit), eu_ai_act (Annex IV); repeatable")
 
@@ -82,6 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--out", type=Path, default=Path("reports/demo"))
     demo.add_argument("--quiet", action="store_true")
     demo.add_argument("--progress", action="store_true", help="show progress on stderr even when it is not a terminal")
+    demo.add_argument("--force", action="store_true", help="replace the output folders even if they hold other files")
     return parser
 
 
@@ -148,17 +150,22 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # a bug: still one line, with a way to see more
         if os.environ.get("RAI_AUDIT_DEBUG"):
             raise
-        print(f"internal error: {type(exc).__name__}: {exc} (set RAI_AUDIT_DEBUG=1 for details)", file=sys.stderr)
+        message = " ".join(str(exc).split())
+        message = message if len(message) <= 500 else message[:497] + "..."
+        print(f"internal error: {type(exc).__name__}: {message} (set RAI_AUDIT_DEBUG=1 for details)", file=sys.stderr)
         return EXIT_BAD_INPUT
 
 
 def entry() -> None:
+    # user text (names, group values) reaches the terminal: escape control bytes on the way out
+    sys.stdout, sys.stderr = terminal.escaping(sys.stdout), terminal.escaping(sys.stderr)
     sys.exit(main())
 
 
 def _run(args: argparse.Namespace) -> int:
     with _progress(args) as listener:
-        code, _ = audit_to_folder(args.spec, args.out, quiet=args.quiet, pdf=args.pdf, profile_names=args.profile)
+        code, _ = audit_to_folder(args.spec, args.out, quiet=args.quiet, pdf=args.pdf, profile_names=args.profile,
+                                  force=args.force)
     _print_time_line(listener)
     return code
 
@@ -169,7 +176,10 @@ def _progress(args: argparse.Namespace):
     from audit import progress
 
     shown = not args.quiet and (args.progress or sys.stderr.isatty())
-    listener = progress.TqdmListener(sys.stderr) if shown else None
+    # the bars redraw with escape sequences, which the escaping stream would print; they carry
+    # no user text (step, method and attack names), so they go to the terminal unescaped
+    stream = sys.stderr.stream if isinstance(sys.stderr, terminal.EscapingStream) else sys.stderr
+    listener = progress.TqdmListener(stream) if shown else None
     with progress.listening(listener):
         yield listener
 
@@ -180,20 +190,21 @@ def _print_time_line(listener) -> None:
 
 
 def audit_to_folder(spec: Path, out: Path, *, quiet: bool, pdf: bool = False,
-                    profile_names: list[str] = ()) -> tuple[int, AuditResult]:
-    """Validate, check the output folder is writable, audit, then write every file at once."""
+                    profile_names: list[str] = (), force: bool = False) -> tuple[int, AuditResult]:
+    """Validate, check the output folder is writable, audit, then swap the whole folder in at once."""
     from audit import progress
 
     with progress.task("loading torch and the audit libraries"):  # seconds on a cold start: show them
         from audit import profiles
         from audit.config import load_config
-        from audit.output import prepare_output_dir, write_files
+        from audit.output import prepare_output_dir, write_audit
         from audit.report import html, modelcard
         from audit.report import pdf as report_pdf
         from audit.runner import run_audit
 
     config = profiles.with_profiles(load_config(spec), list(profile_names))
-    folder = prepare_output_dir(out)
+    folder = prepare_output_dir(out, force=force)
+    html.check_templates(Path(config.report.templates) if config.report.templates else None)
     chromium = report_pdf.find_chromium() if pdf or config.report.pdf else None
     result = run_audit(config, command=" ".join(shlex.quote(a) for a in ["rai-audit", *sys.argv[1:]]))
     page = html.render(result, templates=Path(config.report.templates) if config.report.templates else None,
@@ -205,7 +216,7 @@ def audit_to_folder(spec: Path, out: Path, *, quiet: bool, pdf: bool = False,
     } | _gate_files(result) | profiles.files(result)
     if chromium:
         files["report.pdf"] = report_pdf.render(page, chromium)
-    write_files(folder, files)
+    write_audit(folder, files, force=force)
     _publish_step_summary(files["summary.md"])
     if not quiet:
         _print_summary(result, folder)
@@ -269,8 +280,11 @@ def _validate(args: argparse.Namespace) -> int:
     from audit.config import load_config
     from audit.runner import preflight
 
+    from audit.report import html
+
     config = load_config(args.spec)
     preflight(config)
+    html.check_templates(Path(config.report.templates) if config.report.templates else None)
     opened = ""
     if args.data:
         from audit.data import load_data
@@ -318,7 +332,7 @@ def _gate_out_folder(folder: Path) -> Path:
             f"--out {folder} holds an audit's result.json; rai-audit gate never rewrites an audit's folder",
             hint="choose another folder for the re-judged junit.xml and summary.md",
         )
-    return prepare_output_dir(folder)
+    return prepare_output_dir(folder, force=True)  # gate adds its two files; it never replaces the folder
 
 
 def _compare(args: argparse.Namespace) -> int:
@@ -343,7 +357,8 @@ def _compare(args: argparse.Namespace) -> int:
             f"max_regression {unmatched[0]!r} matched no measurement the two audits share, so it would judge nothing",
             hint="check the metric's params and group against result.json",
         )
-    folder = prepare_output_dir(args.out or _result_path(args.candidate).parent)
+    # compare adds its files beside an audit's; it never replaces the folder
+    folder = prepare_output_dir(args.out or _result_path(args.candidate).parent, force=True)
     summary = comparison_report.markdown(comparison)
     write_files(folder, {"compare.json": comparison.to_json() + "\n", "compare.md": summary,
                          "compare.html": comparison_report.html(comparison)})
@@ -391,7 +406,7 @@ def _init(args: argparse.Namespace) -> int:
 
 def _features(args: argparse.Namespace) -> int:
     from audit import features
-    from audit.output import prepare_output_dir, write_files
+    from audit.output import write_files
 
     if args.sklearn:
         found = features.from_sklearn(features.load_sklearn(args.sklearn, allow_pickle=args.allow_pickle))
@@ -401,7 +416,7 @@ def _features(args: argparse.Namespace) -> int:
                                 encoding=args.encoding)
     text = features.to_yaml(found, source=(args.sklearn or args.source).name)
     if args.out:
-        write_files(prepare_output_dir(args.out.parent), {args.out.name: text})
+        write_files(args.out.parent, {args.out.name: text})  # one file added beside the others
         print(f"wrote {len(found)} features to {args.out}", file=sys.stderr)
     else:
         print(text, end="")
@@ -415,7 +430,7 @@ def _demo(args: argparse.Namespace) -> int:
     worst = EXIT_OK
     for name in DEMO_SPECS:
         with _progress(args) as listener:
-            code, _ = audit_to_folder(examples / name, args.out / Path(name).stem, quiet=args.quiet)
+            code, _ = audit_to_folder(examples / name, args.out / Path(name).stem, quiet=args.quiet, force=args.force)
         _print_time_line(listener)
         worst = max(worst, code)
     return worst
@@ -423,14 +438,14 @@ def _demo(args: argparse.Namespace) -> int:
 
 def _ll144_counts(args: argparse.Namespace) -> int:
     from audit import profiles
-    from audit.output import prepare_output_dir, write_files
+    from audit.output import prepare_output_dir, write_audit
     from audit.profiles import ll144
 
     settings = ll144.load_settings(args.settings)
     folder = prepare_output_dir(args.out)
     command = " ".join(shlex.quote(a) for a in ["rai-audit", *sys.argv[1:]])
     result = ll144.audit_counts(args.counts, settings, name=args.name, command=command)
-    write_files(folder, {"result.json": result.to_json() + "\n"} | profiles.files(result))
+    write_audit(folder, {"result.json": result.to_json() + "\n"} | profiles.files(result))
     print(f"wrote ll144.md, ll144.csv and result.json to {folder}")
     return EXIT_OK
 

@@ -39,7 +39,7 @@ from audit.results import AuditResult, Measurement
 # params that describe a value rather than identify it: they may differ between two runs
 # (extreme groups, a bin's mean, the pixels and scale of a local explanation)
 VOLATILE_PARAMS = {
-    "highest_group", "lowest_group", "mean_predicted",
+    "highest_group", "lowest_group", "left_out", "mean_predicted",
     "map", "image", "scale", "base_value", "output", "probability", "value",
 }
 HIGHER_IS_BETTER = {

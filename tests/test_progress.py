@@ -88,7 +88,7 @@ def test_a_long_run_is_warned_with_the_setting_that_cuts_it():
 
 def test_the_run_warns_before_a_costly_explanation(project, tmp_path, capsys):
     spec = project.spec(checks={"robustness": {"enabled": False},
-                                "explanations": {"methods": ["KernelExplainer"], "costly_rows": 10**6, "rows": 10**6,
+                                "explanations": {"methods": ["KernelExplainer"], "costly_rows": 300, "rows": 300,
                                                  "trust": False}})
     # stop right after the warning: the estimate is all this test needs
     class Stop(Exception):

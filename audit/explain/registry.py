@@ -9,6 +9,8 @@ which methods can. Nothing here imports Captum, SHAP or LIME.
 
 from __future__ import annotations
 
+import difflib
+
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
@@ -83,9 +85,11 @@ def get(name: str) -> Method:
     try:
         return METHODS[name]
     except KeyError:
+        close = difflib.get_close_matches(name, names(), n=1, cutoff=0.6)
+        hint = f"did you mean '{close[0]}'? " if close else ""
         raise ConfigError(
             f"checks.explanations.methods: unknown method {name!r}; valid methods: {', '.join(names())}",
-            hint="use one of the names listed, spelt exactly",
+            hint=f"{hint}use one of the names listed, spelt exactly",
         ) from None
 
 
