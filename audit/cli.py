@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 # (tests/test_fast_cli.py holds them to that).
 
 EXIT_OK, EXIT_GATE_FAILED, EXIT_BAD_INPUT = 0, 1, 2
-DEMO_SPECS = ("adult_mlp.yaml", "digits_cnn.yaml")
+DEMO_SPECS = ("adult_mlp.yaml", "digits_cnn.yaml", "dreaddit_transformer.yaml")
 STARTER_KINDS = ("tabular", "image", "predictions")
 
 
@@ -79,7 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_features_command(commands)
     _add_regulation_commands(commands)
 
-    demo = commands.add_parser("demo", help="audit the two bundled demo models offline")
+    demo = commands.add_parser("demo", help="audit the three bundled demo models offline")
     demo.add_argument("--out", type=Path, default=Path("reports/demo"))
     demo.add_argument("--quiet", action="store_true")
     demo.add_argument("--progress", action="store_true", help="show progress on stderr even when it is not a terminal")

@@ -80,7 +80,8 @@ def build_context(config: AuditConfig) -> AuditContext:
         with progress.task("loading model"):
             model = load_model(config)
         predictions = predict(model, data, config.model)
-    ctx = AuditContext(config=config, data=data, predictions=predictions, model=model)
+    ctx = AuditContext(config=config, data=data, predictions=predictions, model=model,
+                       warnings=list(data.summary.get("warnings", [])))
     _warn_one_class(ctx)
     if model is not None and (config.checks.explanations.enabled or config.checks.robustness.enabled):
         # two timed calls on a sample; only when a check that the estimate is for will run

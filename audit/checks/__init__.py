@@ -18,6 +18,7 @@ from audit.context import AuditContext
 from audit.errors import ConfigError
 from audit.profiles import ll144
 from audit.results import Measurement
+from audit.text import checks as text_checks
 
 CheckFunction = Callable[[AuditContext], list[Measurement]]
 
@@ -39,6 +40,10 @@ CHECKS: dict[str, CheckFunction] = {
     "fairness": fairness.run,
     "explanations": _deferred("audit.checks.explanations", "run"),
     "robustness": _deferred("audit.checks.robustness", "run"),
+    "identity_bias": text_checks.run_identity_bias,
+    "counterfactual": text_checks.run_counterfactual,
+    "token_attributions": text_checks.run_token_attributions,
+    "text_robustness": text_checks.run_text_robustness,
     "ll144": ll144.run,
 }
 
@@ -48,8 +53,23 @@ METRICS: dict[str, tuple[str, ...]] = {
     "fairness": fairness.METRICS,
     "explanations": metric_names.EXPLANATIONS,
     "robustness": metric_names.ROBUSTNESS,
+    "identity_bias": text_checks.IDENTITY_BIAS_METRICS,
+    "counterfactual": text_checks.COUNTERFACTUAL_METRICS,
+    "token_attributions": text_checks.TOKEN_ATTRIBUTION_METRICS,
+    "text_robustness": text_checks.TEXT_ROBUSTNESS_METRICS,
     "ll144": ll144.METRICS,
 }
+
+TEXT_ONLY = ("identity_bias", "counterfactual", "token_attributions", "text_robustness")
+"""Checks that read texts; the tabular and image explanations and attacks have text versions."""
+NOT_FOR_TEXT = ("explanations", "robustness")
+
+
+def applies(name: str, config) -> bool:
+    """Whether a check fits the spec's data kind (text checks for text, the others elsewhere)."""
+    is_text = config.data.kind == "text"
+    return name not in (NOT_FOR_TEXT if is_text else TEXT_ONLY)
+
 
 WANTED: dict[str, Callable] = {
     "ll144": lambda config: "ll144" in config.report.profiles,
@@ -60,6 +80,7 @@ WANTED: dict[str, Callable] = {
 PREFLIGHT: dict[str, tuple[Callable | None, Callable | None]] = {
     "explanations": (_deferred("audit.checks.explanations", "validate"), _deferred("audit.checks.explanations", "prepare")),
     "robustness": (_deferred("audit.checks.robustness", "validate"), _deferred("audit.checks.robustness", "prepare")),
+    "token_attributions": (text_checks.validate_token_attributions, None),
     "ll144": (ll144.validate, ll144.prepare),
 }
 """check name -> (validate(config), prepare(ctx)); filled by checks that have input rules."""
@@ -69,7 +90,7 @@ def validate(config) -> None:
     """Static input rules of every enabled check, before anything is loaded."""
     for name, (rule, _) in PREFLIGHT.items():
         section = getattr(config.checks, name, None)
-        if rule is not None and (section is None or section.enabled):
+        if rule is not None and applies(name, config) and (section is None or section.enabled):
             rule(config)
 
 
@@ -102,6 +123,6 @@ def enabled(ctx: AuditContext) -> list[str]:
     for name in names():
         section = getattr(ctx.config.checks, name, None)
         wanted = WANTED.get(name, lambda config: section is None or section.enabled)
-        if wanted(ctx.config):
+        if applies(name, ctx.config) and wanted(ctx.config):
             chosen.append(name)
     return chosen
