@@ -452,7 +452,9 @@ def predict(adapter: ModelAdapter, data: AuditData, spec: ModelSpec) -> Predicti
         raise DataError("the data has no feature tensor to feed the model")
     size = adapter.static_batch or spec.batch_size
     with progress.task("predicting", total=-(-len(data.features) // size), unit="batch") as step:
-        outputs = adapter.outputs(data.features, batch_size=spec.batch_size, step=step)
+        # adapters that override outputs (text models) are not counted batch by batch
+        counted = {"step": step} if type(adapter).outputs is ModelAdapter.outputs else {}
+        outputs = adapter.outputs(data.features, batch_size=spec.batch_size, **counted)
     return predictions_from_outputs(outputs, data, spec)
 
 

@@ -83,7 +83,8 @@ def build_context(config: AuditConfig) -> AuditContext:
     ctx = AuditContext(config=config, data=data, predictions=predictions, model=model,
                        warnings=list(data.summary.get("warnings", [])))
     _warn_one_class(ctx)
-    if model is not None and (config.checks.explanations.enabled or config.checks.robustness.enabled):
+    estimated = config.data.kind in ("tabular", "image")  # what audit.cost knows how to count
+    if model is not None and estimated and (config.checks.explanations.enabled or config.checks.robustness.enabled):
         # two timed calls on a sample; only when a check that the estimate is for will run
         for line in _cost_warnings(config, data, model, _seconds_per_row(model, data)):
             progress.warn(line)
