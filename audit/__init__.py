@@ -2,18 +2,41 @@
 
 >>> from audit import load_config, run_audit
 >>> result = run_audit(load_config("examples/adult_mlp.yaml"))  # doctest: +SKIP
+
+The public names are imported on first use (PEP 562), so ``import audit`` and the CLI's
+``--version``, ``--help``, ``gate`` and ``compare`` never load torch.
 """
 
-try:
-    from audit.config import AuditConfig, load_config
-    from audit.results import AuditResult, Measurement
-    from audit.runner import run_audit
-except KeyboardInterrupt:  # Ctrl-C while torch imports (the first seconds): no 35-line traceback
-    import os as _os
+from __future__ import annotations
 
-    _os.write(2, b"interrupted\n")
-    raise SystemExit(130) from None
+import importlib
+from typing import TYPE_CHECKING
 
 __version__ = "0.1.0"
 
-__all__ = ["AuditConfig", "AuditResult", "Measurement", "load_config", "run_audit", "__version__"]
+_PUBLIC = {
+    "AuditConfig": "audit.config",
+    "load_config": "audit.config",
+    "AuditResult": "audit.results",
+    "Measurement": "audit.results",
+    "run_audit": "audit.runner",
+}
+
+__all__ = [*_PUBLIC, "__version__"]
+
+if TYPE_CHECKING:
+    from audit.config import AuditConfig, load_config
+    from audit.results import AuditResult, Measurement
+    from audit.runner import run_audit
+
+
+def __getattr__(name: str):
+    if name in _PUBLIC:
+        value = getattr(importlib.import_module(_PUBLIC[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'audit' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_PUBLIC))

@@ -8,6 +8,7 @@ Exit codes: 0 the audit ran and every threshold passed (or none is set); 1 a thr
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import math
@@ -16,27 +17,17 @@ import shlex
 import sys
 from pathlib import Path
 
-from audit import __version__, checks, compare, gate, profiles, signing, terminal, thresholds as threshold_rules
-from audit.config import (
-    GateSettings,
-    RegressionFile,
-    Threshold,
-    json_schema,
-    load_config,
-    load_regressions,
-    load_thresholds,
-)
+from typing import TYPE_CHECKING
+
+from audit import __version__, terminal
 from audit.errors import AuditError, ConfigError
-from audit.output import prepare_output_dir, write_audit, write_files
-from audit.profiles import ll144
-from audit.profiles.settings import PROFILE_NAMES
-from audit.report import comparison as comparison_report
-from audit.report import html, junit, markdown, modelcard
-from audit.report import pdf as report_pdf
-from audit.report.format import ci_text, number
-from audit.resources import bundled
-from audit.results import AuditResult, read_result
-from audit.runner import preflight, run_audit
+
+if TYPE_CHECKING:
+    from audit.results import AuditResult
+
+# Each command imports what it needs inside its function: torch, captum and shap take seconds
+# to load, and `--help`, `--version`, `schema`, `init`, `gate` and `compare` need none of them
+# (tests/test_fast_cli.py holds them to that).
 
 EXIT_OK, EXIT_GATE_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 DEMO_SPECS = ("adult_mlp.yaml", "digits_cnn.yaml", "dreaddit_transformer.yaml")
@@ -51,11 +42,12 @@ def build_parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="run an audit spec and write the result and report")
     run.add_argument("spec", type=Path, help="the audit spec (YAML)")
     run.add_argument("--out", type=Path, required=True, help="folder for result.json and report.html")
-    run.add_argument("--quiet", action="store_true", help="print nothing on success")
+    run.add_argument("--quiet", action="store_true", help="print nothing on success, no progress (for CI)")
+    run.add_argument("--progress", action="store_true", help="show progress on stderr even when it is not a terminal")
     run.add_argument("--pdf", action="store_true", help="also write report.pdf (needs Chromium)")
-    run.add_argument("--profile", action="append", default=[], choices=PROFILE_NAMES,
-                     help="also write a regulatory pack: ll144 (NYC bias audit), eu_ai_act (Annex IV); repeatable")
     run.add_argument("--force", action="store_true", help="replace --out even if it holds files that are not an audit's")
+    run.add_argument("--profile", action="append", default=[], choices=_ProfileNames(), metavar="PROFILE",
+                     help="also write a regulatory pack: ll144 (NYC bias audit), eu_ai_act (Annex IV); repeatable")
 
     validate = commands.add_parser("validate", help="check a spec without running it")
     validate.add_argument("spec", type=Path)
@@ -84,13 +76,44 @@ def build_parser() -> argparse.ArgumentParser:
     init = commands.add_parser("init", help="print a commented starter spec")
     init.add_argument("--kind", choices=STARTER_KINDS, default="tabular")
 
+    _add_features_command(commands)
     _add_regulation_commands(commands)
 
     demo = commands.add_parser("demo", help="audit the three bundled demo models offline")
     demo.add_argument("--out", type=Path, default=Path("reports/demo"))
     demo.add_argument("--quiet", action="store_true")
+    demo.add_argument("--progress", action="store_true", help="show progress on stderr even when it is not a terminal")
     demo.add_argument("--force", action="store_true", help="replace the output folders even if they hold other files")
     return parser
+
+
+class _ProfileNames:
+    """The profile names, imported only when a --profile is given (the settings load pydantic)."""
+
+    def _names(self) -> tuple[str, ...]:
+        from audit.profiles.settings import PROFILE_NAMES
+
+        return tuple(PROFILE_NAMES)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._names()
+
+    def __iter__(self):
+        return iter(self._names())
+
+
+def _add_features_command(commands) -> None:
+    features = commands.add_parser("features", help="write the features list from training data or a fitted transformer")
+    source = features.add_mutually_exclusive_group(required=True)
+    source.add_argument("--from", dest="source", type=Path, help="the training data (CSV with a header row, or Parquet)")
+    source.add_argument("--sklearn", type=Path, help="a fitted ColumnTransformer/OneHotEncoder/StandardScaler saved with joblib")
+    features.add_argument("--allow-pickle", action="store_true", help="load --sklearn (a pickle: runs code from the file)")
+    features.add_argument("--label", help="the label column, left out")
+    features.add_argument("--categorical", nargs="+", default=[], metavar="COLUMN", help="number columns that are categories")
+    features.add_argument("--drop", nargs="+", default=[], metavar="COLUMN", help="columns the model does not read")
+    features.add_argument("--encoding", choices=("standardize", "minmax", "none"), default="standardize",
+                          help="how numeric columns were scaled in training (default: standardize)")
+    features.add_argument("--out", type=Path, help="write here (default: print)")
 
 
 def _add_regulation_commands(commands) -> None:
@@ -140,20 +163,52 @@ def entry() -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    code, _ = audit_to_folder(args.spec, args.out, quiet=args.quiet, pdf=args.pdf, profile_names=args.profile,
-                              force=args.force)
+    with _progress(args) as listener:
+        code, _ = audit_to_folder(args.spec, args.out, quiet=args.quiet, pdf=args.pdf, profile_names=args.profile,
+                                  force=args.force)
+    _print_time_line(listener)
     return code
+
+
+@contextlib.contextmanager
+def _progress(args: argparse.Namespace):
+    """Progress bars on stderr: on a terminal, or with --progress; never with --quiet."""
+    from audit import progress
+
+    shown = not args.quiet and (args.progress or sys.stderr.isatty())
+    # the bars redraw with escape sequences, which the escaping stream would print; they carry
+    # no user text (step, method and attack names), so they go to the terminal unescaped
+    stream = sys.stderr.stream if isinstance(sys.stderr, terminal.EscapingStream) else sys.stderr
+    listener = progress.TqdmListener(stream) if shown else None
+    with progress.listening(listener):
+        yield listener
+
+
+def _print_time_line(listener) -> None:
+    if listener is not None and listener.timings:
+        print(listener.time_line(), file=sys.stderr)
 
 
 def audit_to_folder(spec: Path, out: Path, *, quiet: bool, pdf: bool = False,
                     profile_names: list[str] = (), force: bool = False) -> tuple[int, AuditResult]:
     """Validate, check the output folder is writable, audit, then swap the whole folder in at once."""
+    from audit import progress
+
+    with progress.task("loading torch and the audit libraries"):  # seconds on a cold start: show them
+        from audit import profiles
+        from audit.config import load_config
+        from audit.output import prepare_output_dir, write_audit
+        from audit.report import html, modelcard
+        from audit.report import pdf as report_pdf
+        from audit.runner import run_audit
+
     config = profiles.with_profiles(load_config(spec), list(profile_names))
     folder = prepare_output_dir(out, force=force)
-    chromium = report_pdf.find_chromium() if pdf or config.report.pdf else None
     html.check_templates(Path(config.report.templates) if config.report.templates else None)
+    chromium = report_pdf.find_chromium() if pdf or config.report.pdf else None
     result = run_audit(config, command=" ".join(shlex.quote(a) for a in ["rai-audit", *sys.argv[1:]]))
-    page = html.render(result, templates=Path(config.report.templates) if config.report.templates else None)
+    page = html.render(result, templates=Path(config.report.templates) if config.report.templates else None,
+                       paper=config.report.paper)
     files: dict[str, str | bytes] = {
         "result.json": result.to_json() + "\n",
         "report.html": page,
@@ -169,6 +224,8 @@ def audit_to_folder(spec: Path, out: Path, *, quiet: bool, pdf: bool = False,
 
 
 def _gate_files(result: AuditResult) -> dict[str, str]:
+    from audit.report import junit, markdown
+
     return {"junit.xml": junit.render(result), "summary.md": markdown.render(result)}
 
 
@@ -198,6 +255,9 @@ def _finish(result: AuditResult) -> int:
 
 
 def _print_summary(result: AuditResult, folder: Path) -> None:
+    from audit import profiles
+    from audit.report.format import ci_text, number
+
     print(f"{result.name}: {result.data.get('rows_used')} rows audited")
     for metric in ("accuracy", "balanced_accuracy", "roc_auc"):
         for m in result.select("performance", metric):
@@ -216,6 +276,12 @@ def _print_findings(result: AuditResult) -> None:
 
 
 def _validate(args: argparse.Namespace) -> int:
+    from audit import thresholds as threshold_rules
+    from audit.config import load_config
+    from audit.runner import preflight
+
+    from audit.report import html
+
     config = load_config(args.spec)
     preflight(config)
     html.check_templates(Path(config.report.templates) if config.report.templates else None)
@@ -232,6 +298,11 @@ def _validate(args: argparse.Namespace) -> int:
 
 def _gate(args: argparse.Namespace) -> int:
     """Judge a stored result again; print, and write junit.xml and summary.md only to --out."""
+    from audit import checks, gate
+    from audit.config import GateSettings, Threshold, load_thresholds
+    from audit.output import write_files
+    from audit.results import read_result
+
     folder = _gate_out_folder(args.out) if args.out else None
     stored = read_result(args.result)
     thresholds, settings = load_thresholds(args.thresholds) if args.thresholds else (
@@ -254,6 +325,8 @@ def _gate(args: argparse.Namespace) -> int:
 
 def _gate_out_folder(folder: Path) -> Path:
     """`gate` never rewrites an audit's folder: its files must keep agreeing with its result.json."""
+    from audit.output import prepare_output_dir
+
     if (folder / "result.json").exists():
         raise ConfigError(
             f"--out {folder} holds an audit's result.json; rai-audit gate never rewrites an audit's folder",
@@ -263,6 +336,12 @@ def _gate_out_folder(folder: Path) -> Path:
 
 
 def _compare(args: argparse.Namespace) -> int:
+    from audit import checks, compare, gate
+    from audit.config import RegressionFile, load_regressions
+    from audit.output import prepare_output_dir, write_files
+    from audit.report import comparison as comparison_report
+    from audit.results import read_result
+
     baseline, candidate = (read_result(_result_path(p)) for p in (args.baseline, args.candidate))
     settings = load_regressions(args.spec) if args.spec else RegressionFile()
     allowances = dict(settings.max_regression) | _allowance_flags(args.max_regression)
@@ -309,25 +388,59 @@ def _allowance_flags(flags: list[str]) -> dict[str, float]:
 
 
 def _schema(args: argparse.Namespace) -> int:
+    from audit.config import json_schema
+
     print(json.dumps(json_schema(), indent=2))
     return EXIT_OK
 
 
 def _init(args: argparse.Namespace) -> int:
-    print((bundled("templates") / "starters" / f"{args.kind}.yaml").read_text(encoding="utf-8"), end="")
+    from audit.resources import bundled
+
+    starters = bundled("templates") / "starters"
+    print((starters / f"{args.kind}.yaml").read_text(encoding="utf-8"), end="")
+    # the optional sections, commented, are the same for every kind
+    print((starters / "sections.yaml").read_text(encoding="utf-8"), end="")
+    return EXIT_OK
+
+
+def _features(args: argparse.Namespace) -> int:
+    from audit import features
+    from audit.output import write_files
+
+    if args.sklearn:
+        found = features.from_sklearn(features.load_sklearn(args.sklearn, allow_pickle=args.allow_pickle))
+    else:
+        frame = features.read_training_table(args.source)
+        found = features.derive(frame, label=args.label, categorical=tuple(args.categorical), drop=tuple(args.drop),
+                                encoding=args.encoding)
+    text = features.to_yaml(found, source=(args.sklearn or args.source).name)
+    if args.out:
+        write_files(args.out.parent, {args.out.name: text})  # one file added beside the others
+        print(f"wrote {len(found)} features to {args.out}", file=sys.stderr)
+    else:
+        print(text, end="")
     return EXIT_OK
 
 
 def _demo(args: argparse.Namespace) -> int:
+    from audit.resources import bundled
+
     examples = bundled("examples")
     worst = EXIT_OK
     for name in DEMO_SPECS:
-        code, _ = audit_to_folder(examples / name, args.out / Path(name).stem, quiet=args.quiet, force=args.force)
+        with _progress(args) as listener:
+            code, _ = audit_to_folder(examples / name, args.out / Path(name).stem, quiet=args.quiet, force=args.force)
+        _print_time_line(listener)
         worst = max(worst, code)
     return worst
 
 
 def _ll144_counts(args: argparse.Namespace) -> int:
+    from audit import profiles
+    from audit.output import prepare_output_dir, write_audit
+    from audit.profiles import ll144
+
     settings = ll144.load_settings(args.settings)
     folder = prepare_output_dir(args.out)
     command = " ".join(shlex.quote(a) for a in ["rai-audit", *sys.argv[1:]])
@@ -338,6 +451,8 @@ def _ll144_counts(args: argparse.Namespace) -> int:
 
 
 def _sign(args: argparse.Namespace) -> int:
+    from audit import signing
+
     manifest = signing.sign(args.folder, args.key, previous=args.chain)
     linked = f", chained to {args.chain}" if args.chain else ""
     print(f"signed {len(manifest['files'])} files in {args.folder}{linked}: {signing.MANIFEST}, {signing.SIGNATURE}")
@@ -345,6 +460,8 @@ def _sign(args: argparse.Namespace) -> int:
 
 
 def _verify(args: argparse.Namespace) -> int:
+    from audit import signing
+
     outcome = signing.verify(args.folder, args.pub, previous=args.chain)
     if outcome.ok:
         print(f"{args.folder}: verified")
@@ -354,6 +471,8 @@ def _verify(args: argparse.Namespace) -> int:
 
 
 def _keygen(args: argparse.Namespace) -> int:
+    from audit import signing
+
     private, public = signing.generate_keys(args.out)
     print(f"wrote private key {private} (keep it secret) and public key {public}")
     return EXIT_OK
@@ -361,6 +480,6 @@ def _keygen(args: argparse.Namespace) -> int:
 
 COMMANDS = {
     "run": _run, "validate": _validate, "gate": _gate, "compare": _compare,
-    "schema": _schema, "init": _init, "demo": _demo,
+    "schema": _schema, "init": _init, "demo": _demo, "features": _features,
     "ll144": _ll144_counts, "sign": _sign, "verify": _verify, "keygen": _keygen,
 }

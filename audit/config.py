@@ -110,8 +110,8 @@ class LabelSpec(Strict):
     column: str | None = Field(None, description="label column (tabular data)")
     classes: list[ClassValue] = Field(min_length=2, description="classes in model-output order")
     positive: ClassValue | None = Field(None, description="binary only; default: the second class")
-    map: dict[str, ClassValue] = Field(
-        default_factory=dict, description="raw label values to rewrite to a class, e.g. '>50K.': '>50K'"
+    map: dict[ClassValue, ClassValue] = Field(
+        default_factory=dict, description="raw label values (text or integers) to rewrite to a class, e.g. '>50K.': '>50K'"
     )
 
     @model_validator(mode="after")
@@ -159,6 +159,7 @@ class CategoricalFeature(Strict):
     type: Literal["categorical"]
     categories: list[ClassValue] = Field(min_length=1)
     encoding: Literal["one_hot", "ordinal"] = "one_hot"
+    labels: dict[str, str] = Field(default_factory=dict, description="display labels for coded categories, e.g. {A34: critical account}")
 
 
 Feature = Annotated[Union[NumericFeature, CategoricalFeature], Field(discriminator="type")]
@@ -173,8 +174,12 @@ class FeaturesFile(Strict):
 class SensitiveSpec(Strict):
     column: str
     bins: list[float] | None = Field(None, min_length=2, description="edges for a continuous column")
-    labels: list[str] | None = None
-    reference: str | None = Field(None, description="reference group for disparities")
+    labels: list[str] | dict[str, str] | None = Field(
+        None, description="with bins: one name per bin; without: display labels for coded values, e.g. {A92: female}"
+    )
+    reference: str | None = Field(None, description="reference group for disparities (a value or its label)")
+    source: str | None = Field(None, description="derive this attribute from another column through map")
+    map: dict[str, str] | None = Field(None, description="with source: each value of the source column -> this attribute's value")
 
     @field_validator("reference", mode="before")
     @classmethod
@@ -189,11 +194,18 @@ class SensitiveSpec(Strict):
         if self.bins is not None:
             if any(high <= low for low, high in zip(self.bins, self.bins[1:])):
                 raise ValueError(f"sensitive {self.column!r}: bins must increase; found {self.bins}")
-            if self.labels is not None and len(self.labels) != len(self.bins) - 1:
-                raise ValueError(f"sensitive {self.column!r}: give one label per bin ({len(self.bins) - 1})")
-        elif self.labels is not None:
-            raise ValueError(f"sensitive {self.column!r}: labels need bins")
+            if not isinstance(self.labels, (list, type(None))) or (self.labels is not None and len(self.labels) != len(self.bins) - 1):
+                raise ValueError(f"sensitive {self.column!r}: give a list of one label per bin ({len(self.bins) - 1})")
+        elif isinstance(self.labels, list):
+            raise ValueError(f"sensitive {self.column!r}: a list of labels needs bins; display labels are a mapping {{value: label}}")
+        if (self.source is None) != (self.map is None):
+            raise ValueError(f"sensitive {self.column!r}: a derived attribute needs both source and map")
         return self
+
+    @property
+    def read_from(self) -> str:
+        """The data column this attribute is computed from."""
+        return self.source or self.column
 
 
 class SampleSpec(Strict):
@@ -679,6 +691,7 @@ class ReportSettings(Strict):
         None, description="a folder of templates overriding the bundled ones (same file names)"
     )
     pdf: bool = Field(False, description="also write report.pdf through headless Chromium")
+    paper: Literal["a4", "letter"] = Field("a4", description="page size when the report is printed or written as PDF")
     profiles: list[Literal[PROFILE_NAMES]] = Field(
         default_factory=list, description="regulatory packs: ll144 (NYC bias audit), eu_ai_act (Annex IV documentation)"
     )
@@ -798,6 +811,41 @@ class AuditConfig(Strict):
     @property
     def base_dir(self) -> Path:
         return self._source.parent if self._source else Path.cwd()
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any], *, base: str | Path = ".") -> "AuditConfig":
+        """Build a config in code from a dict shaped like the YAML spec.
+
+        Relative paths resolve against ``base``; errors are the same one-line ConfigError as a
+        spec file's.
+
+        >>> config = AuditConfig.from_dict({"name": "mine", "data": {...}, "model": {...}})  # doctest: +SKIP
+        """
+        return config_from_dict(dict(raw), base=Path(base).resolve())
+
+    def replace(self, **changes: Any) -> "AuditConfig":
+        """A validated copy with ``changes``: a dict merges into its section, anything else replaces.
+
+        The spec file's hash no longer describes the copy, so its provenance hashes the
+        effective config instead.
+
+        >>> fast = config.replace(seed=1, checks={"robustness": {"rows": 100}})  # doctest: +SKIP
+        """
+        raw = _merged(self.model_dump(mode="json", exclude_unset=True), changes)
+        copy = config_from_dict(raw, base=self.base_dir)
+        copy._source = self._source
+        return copy
+
+
+def _merged(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in changes.items():
+        if isinstance(value, BaseModel):
+            value = value.model_dump(mode="json", exclude_unset=True)
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            value = _merged(merged[key], value)
+        merged[key] = value
+    return merged
 
 
 def load_config(path: str | Path) -> AuditConfig:

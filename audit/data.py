@@ -11,10 +11,10 @@ import difflib
 import sys
 import zipfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-import torch
 
 from audit.config import (
     AuditConfig,
@@ -31,6 +31,9 @@ from audit.config import (
 from audit.context import AuditData, EncodedColumn
 from audit.errors import ConfigError, DataError
 from audit.filters import apply_filter
+
+if TYPE_CHECKING:
+    import torch
 
 MISSING_GROUP = "(missing)"
 OUTSIDE_BINS = "(outside bins)"
@@ -59,7 +62,7 @@ def _load_tabular(spec: TabularData, config: AuditConfig) -> AuditData:
     frame = _apply_filter(frame, spec.filter)
     rows_filtered = len(frame)
     frame = _sample(frame, spec.sample, config.seed).reset_index(drop=True)
-    needed = [spec.label.column] + [s.column for s in spec.sensitive]
+    needed = [spec.label.column] + [s.read_from for s in spec.sensitive]
     if config.model.kind == "predictions":
         needed += [c for c in (config.model.decision_column, config.model.score_column) if c]
     features = _feature_list(spec) if config.model.kind != "predictions" else []
@@ -78,6 +81,7 @@ def _load_tabular(spec: TabularData, config: AuditConfig) -> AuditData:
         "features": [f.name for f in features],
         "encoded_width": len(columns),
     }
+    summary |= display_labels(spec.sensitive, features)
     return AuditData(
         labels=labels,
         classes=tuple(str(c) for c in spec.label.classes),
@@ -255,25 +259,61 @@ def build_sensitive(frame: pd.DataFrame, specs: list[SensitiveSpec], *, max_grou
     """
     columns = {}
     for spec in specs:
-        distinct = frame[spec.column].nunique(dropna=False)
-        if spec.bins is None and distinct > max_groups:
+        distinct = frame[spec.read_from].nunique(dropna=False)
+        if spec.bins is None and spec.map is None and distinct > max_groups:
             raise DataError(
                 f"sensitive column '{spec.column}' has {distinct} distinct values, more than the limit of {max_groups}",
                 hint="bin it (bins: [...]) or raise checks.fairness.max_groups",
             )
-        values = frame[spec.column]
+        values = frame[spec.read_from]
         if spec.bins is not None:
             columns[spec.column] = _binned(values, spec)
         else:
-            columns[spec.column] = as_strings(values).fillna(MISSING_GROUP)
+            columns[spec.column] = _labelled(_derived(values, spec), spec).fillna(MISSING_GROUP)
         _check_reference(columns[spec.column], spec)
     return pd.DataFrame(columns, index=pd.RangeIndex(len(frame)))
+
+
+def _derived(values: pd.Series, spec: SensitiveSpec) -> pd.Series:
+    """The attribute ``spec.map`` derives from a coded column (sex from personal status)."""
+    text = as_strings(values)
+    if spec.map is None:
+        return text
+    unmapped = sorted(set(text.dropna()) - set(spec.map))
+    if unmapped:
+        raise DataError(
+            f"sensitive '{spec.column}': values {unmapped[:5]} of column '{spec.source}' are not in its map",
+            hint="map every value of the source column (or filter those rows out)",
+        )
+    return text.map(spec.map, na_action="ignore")
+
+
+def _labelled(values: pd.Series, spec: SensitiveSpec) -> pd.Series:
+    """Coded values replaced by their display labels; unlisted values stay as they are."""
+    if not isinstance(spec.labels, dict):
+        return values
+    return values.map(lambda v: spec.labels.get(v, v), na_action="ignore")
+
+
+def display_labels(specs: list[SensitiveSpec], features: list) -> dict:
+    """The raw values behind every display label and derived attribute, for result.json."""
+    groups = {s.column: {label: raw for raw, label in s.labels.items()} for s in specs if isinstance(s.labels, dict)}
+    derived = {s.column: {"source": s.source, "map": dict(s.map)} for s in specs if s.map is not None}
+    categories = {f.name: {label: raw for raw, label in f.labels.items()}
+                  for f in features if isinstance(f, CategoricalFeature) and f.labels}
+    found = {"group_labels": groups, "derived_sensitive": derived, "category_labels": categories}
+    return {key: value for key, value in found.items() if value}
 
 
 def _check_reference(values: pd.Series, spec: SensitiveSpec) -> None:
     if spec.reference is None:
         return
     present = sorted(pd.unique(np.asarray(values, dtype=object)))
+    if isinstance(spec.labels, dict) and spec.reference in spec.labels and spec.reference not in present:
+        raise DataError(
+            f"reference group {spec.reference!r} of sensitive column '{spec.column}' has a display label",
+            hint=f"name the group as the report does: reference: {spec.labels[spec.reference]!r}",
+        )
     if spec.reference not in present:
         shown = ", ".join(repr(v) for v in present[:10])
         raise DataError(
@@ -340,6 +380,8 @@ def encode_features(
                 block[rows, at + part] = 1.0
             else:
                 block[:, at] = part
+    import torch  # here, not at the top: gate and compare import this module's names, never torch
+
     return torch.from_numpy(matrix), tuple(columns)
 
 
@@ -385,7 +427,7 @@ def _categorical(values: pd.Series, feature: CategoricalFeature) -> tuple[np.nda
         )
     if feature.encoding == "ordinal":
         return codes, [feature.name]
-    return codes, [f"{feature.name}={c}" for c in categories]
+    return codes, [f"{feature.name}={feature.labels.get(c, c)}" for c in categories]
 
 
 # ---------------------------------------------------------------- images
@@ -404,13 +446,13 @@ def _load_images(spec: ImageData, seed: int, max_groups: int) -> AuditData:
     images, raw_labels = images[keep], raw_labels[keep]
     metadata = metadata.iloc[keep].reset_index(drop=True) if metadata is not None else pd.DataFrame(index=range(len(keep)))
     _check_values(images, spec.value_range)
-    labels = encode_labels(pd.Series(raw_labels), spec.label, where=f"labels in {Path(spec.path).name}")
+    labels = _image_labels(raw_labels, spec.label, where=f"labels in {Path(spec.path).name}")
     return AuditData(
         labels=labels,
         classes=tuple(str(c) for c in spec.label.classes),
         positive_index=spec.label.positive_index if len(spec.label.classes) == 2 else None,
         sensitive=build_sensitive(metadata, spec.sensitive, max_groups=max_groups),
-        features=torch.from_numpy(np.ascontiguousarray(images)),
+        features=_tensor(images),
         frame=metadata,
         summary={
             "source": spec.path,
@@ -422,6 +464,28 @@ def _load_images(spec: ImageData, seed: int, max_groups: int) -> AuditData:
             "metadata": spec.metadata,
         },
     )
+
+
+def _tensor(images: np.ndarray):
+    import torch
+
+    return torch.from_numpy(np.ascontiguousarray(images))
+
+
+def _image_labels(raw: np.ndarray, label: LabelSpec, *, where: str) -> np.ndarray:
+    """Integer labels index ``classes`` when the classes are names (the usual NPZ layout);
+    with integer classes they are the class values themselves."""
+    named = not all(isinstance(c, int) for c in label.classes)
+    if not (named and np.issubdtype(raw.dtype, np.integer)):
+        return encode_labels(pd.Series(raw), label, where=where)
+    outside = (raw < 0) | (raw >= len(label.classes))
+    if outside.any():
+        raise DataError(
+            f"{where}: integer labels index label.classes (0 to {len(label.classes) - 1}), "
+            f"but {int(outside.sum())} are outside, e.g. {raw[outside][:3].tolist()}",
+            hint="list every class in model-output order, or store the class names instead",
+        )
+    return raw.astype(np.int64)
 
 
 def _read_arrays(spec: ImageData) -> tuple[np.ndarray, np.ndarray]:

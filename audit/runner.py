@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from audit import checks, compare, gate, profiles, provenance, thresholds
+from audit import checks, compare, cost, gate, profiles, progress, provenance, thresholds
 from audit.config import AuditConfig, load_features_file
 from audit.context import AuditContext
 from audit.data import load_data
@@ -29,7 +29,8 @@ def run_audit(config: AuditConfig, *, command: str | None = None) -> AuditResult
     0.85...
     """
     started = provenance.now()
-    preflight(config)
+    with progress.task("checking the spec"):
+        preflight(config)
     torch.manual_seed(config.seed)
     ctx = build_context(config)
     thresholds.check_against_data(config.thresholds, ctx.data.sensitive)
@@ -74,16 +75,23 @@ def build_context(config: AuditConfig) -> AuditContext:
         from audit.scale import engine  # shards, summaries and (optionally) Ray
 
         return engine.build_context(config)
-    data = load_data(config)
+    with progress.task("loading data"):
+        data = load_data(config)
     model: ModelAdapter | None = None
     if config.model.kind == "predictions":
         predictions = predictions_from_columns(data, config.model, dict(config.data.label.map))
     else:
-        model = load_model(config)
+        with progress.task("loading model"):
+            model = load_model(config)
         predictions = predict(model, data, config.model)
     ctx = AuditContext(config=config, data=data, predictions=predictions, model=model,
                        warnings=list(data.summary.get("warnings", [])))
     _warn_one_class(ctx)
+    estimated = config.data.kind in ("tabular", "image")  # what audit.cost knows how to count
+    if model is not None and estimated and (config.checks.explanations.enabled or config.checks.robustness.enabled):
+        # two timed calls on a sample; only when a check that the estimate is for will run
+        for line in _cost_warnings(config, data, model, _seconds_per_row(model, data)):
+            progress.warn(line)
     return ctx
 
 
@@ -98,6 +106,49 @@ def _warn_one_class(ctx: AuditContext) -> None:
         )
 
 
+BATCH_FOR_COST = 4096
+
+
+def _seconds_per_row(model: ModelAdapter, data) -> float:
+    """The model's time per row in one warm, large batch, as explanations and attacks call it.
+
+    The prediction pass itself is a poor measure: its first call pays one-off costs (a
+    TorchScript or export graph warming up) that dominate a small model's time.
+    """
+    rows = data.features[: min(data.n, BATCH_FOR_COST)]
+    calls, threads = model.forward_calls, torch.get_num_threads()  # the report counts prediction batches only
+    if model.device.type == "cpu":
+        torch.set_num_threads(1)  # as explanations and attacks run (see ExplainedModel.session)
+    try:
+        model.outputs(rows, batch_size=max(len(rows), 1))  # warm
+        start = time.perf_counter()
+        model.outputs(rows, batch_size=max(len(rows), 1))
+        return (time.perf_counter() - start) / max(len(rows), 1)
+    finally:
+        torch.set_num_threads(threads)
+        model.forward_calls = calls
+
+
+def _cost_warnings(config: AuditConfig, data, model: ModelAdapter, seconds_per_row: float) -> list[str]:
+    """Warn before explanations or robustness that the spec makes long, naming what would cut it."""
+    from audit.checks.robustness import attack_names
+    from audit.explain import registry
+    from audit.robust.domain import IMAGE_EPSILONS, TABULAR_EPSILONS
+
+    tabular = config.data.kind == "tabular"
+    columns = len({c.source for c in data.columns}) if tabular else 64  # source columns, as methods group them
+    costs = []
+    if config.checks.explanations.enabled:
+        methods = config.checks.explanations.methods or registry.defaults(
+            kind=config.data.kind, model=model, groups=columns)
+        costs.append(cost.explanations(config, rows=data.n, columns=columns, methods=methods))
+    if config.checks.robustness.enabled:
+        epsilons = len(config.checks.robustness.epsilons or (TABULAR_EPSILONS if tabular else IMAGE_EPSILONS))
+        attacks = attack_names(config, black_box=not model.differentiable)
+        costs.append(cost.robustness(config, rows=data.n, attacks=attacks, epsilons=epsilons))
+    return cost.warnings(costs, seconds_per_row=seconds_per_row)
+
+
 def _run_checks(ctx: AuditContext) -> tuple[list[Measurement], list[CheckFailure], dict[str, float]]:
     measurements: list[Measurement] = []
     failures: list[CheckFailure] = []
@@ -105,7 +156,8 @@ def _run_checks(ctx: AuditContext) -> tuple[list[Measurement], list[CheckFailure
     for name in checks.enabled(ctx):
         start = time.perf_counter()
         try:
-            measurements.extend(checks.get(name)(ctx))
+            with progress.task(name):
+                measurements.extend(checks.get(name)(ctx))
         except AuditError as exc:
             failures.append(CheckFailure(name, str(exc)))
         except Exception as exc:  # a bug in one check must not lose the others' results

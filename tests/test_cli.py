@@ -376,3 +376,18 @@ def test_predictions_with_unexpected_decision_values(project, tmp_path, capsys):
     out = tmp_path / "out"
     line = _bad_run(spec, out, capsys, "decision column 'decision'", "'3' (100 rows)", fix=True)
     assert line.startswith("data error:")
+
+
+@pytest.mark.parametrize("kind", ["tabular", "image", "predictions"])
+def test_init_sections_validate_once_uncommented(kind, project, capsys):
+    assert main(["init", "--kind", kind]) == 0
+    head, marker, tail = capsys.readouterr().out.partition("# ---- Optional sections")
+    assert marker
+    uncommented = "\n".join(line[2:] if line.startswith("# ") else line for line in tail.splitlines()[1:])
+    sections = yaml.safe_load(uncommented)
+    assert {"checks", "thresholds", "gate", "model_card"} <= set(sections)
+    assert not set(sections) & set(yaml.safe_load(head)), "a section would be declared twice"
+    # the sections, uncommented, are valid in a real spec
+    config = config_from_dict(yaml.safe_load(project.spec().read_text()) | sections, base=project.root)
+    assert config.checks.robustness.rows == 500 and len(config.thresholds) == 3
+    assert config.model_card.owners == "the team that answers for it"

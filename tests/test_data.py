@@ -169,3 +169,28 @@ def test_metadata_must_have_one_row_per_image(project):
     pd.DataFrame({"tone": ["a"] * 3}).to_csv(project.root / "meta.csv", index=False)
     with pytest.raises(DataError, match="3 rows for 4 images"):
         load_data(config)
+
+
+def test_integer_image_labels_index_named_classes(project):
+    labels = np.array([2, 0, 1, 1, 0, 2])
+    config = _image_spec(project, np.zeros((6, 1, 2, 2), np.float32), labels,
+                         label={"classes": ["cat", "dog", "bird"]})
+    data = load_data(config)
+    assert data.labels.tolist() == labels.tolist()
+    assert [data.classes[i] for i in data.labels] == ["bird", "cat", "dog", "dog", "cat", "bird"]
+
+
+def test_integer_image_labels_outside_the_classes_are_refused(project):
+    config = _image_spec(project, np.zeros((4, 1, 2, 2), np.float32), np.array([0, 1, 3, 0]),
+                         label={"classes": ["cat", "dog", "bird"]})
+    with pytest.raises(DataError, match=r"0 to 2.*1 are outside, e.g. \[3\]"):
+        load_data(config)
+
+
+def test_label_map_accepts_integer_keys(project):
+    frame = project.frame
+    spec = project.spec(data={"label": {"column": "label", "classes": ["no", "yes"], "positive": "yes",
+                                        "map": {0: "no", 1: "yes"}}})
+    data = load_data(load_config(spec))
+    assert data.labels.tolist() == frame["label"].tolist()
+    assert data.classes == ("no", "yes")

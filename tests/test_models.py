@@ -146,3 +146,27 @@ def test_non_finite_outputs_are_a_model_error(project):
     outputs[3, 1] = np.nan
     with pytest.raises(ModelError, match="NaN"):
         predictions_from_outputs(outputs, data, spec)
+
+
+def test_onnx_load_failure_keeps_the_whole_onnxruntime_message(project, capsys):
+    from audit.cli import main
+
+    (project.root / "broken.onnx").write_bytes(b"not a protobuf at all")
+    spec = project.spec(model={"kind": "onnx", "path": "broken.onnx"})
+    code = main(["run", str(spec), "--out", str(project.root / "out")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1
+    import onnxruntime
+
+    try:
+        onnxruntime.InferenceSession(str(project.root / "broken.onnx"), providers=["CPUExecutionProvider"])
+    except Exception as exc:
+        expected = " ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+    assert expected in err
+
+
+def test_small_onnx_models_run_on_one_thread(project):
+    adapter = load_model(load_config(project.spec(model=project.model("onnx"))))
+    session = adapter.forward.__closure__
+    found = [c.cell_contents for c in session if type(c.cell_contents).__name__ == "InferenceSession"]
+    assert found and found[0].get_session_options().intra_op_num_threads == 1

@@ -10,9 +10,10 @@ order of the report's sections.
 
 from __future__ import annotations
 
+import importlib
 from typing import Callable
 
-from audit.checks import data, explanations, fairness, performance, robustness
+from audit.checks import data, fairness, metric_names, performance
 from audit.context import AuditContext
 from audit.errors import ConfigError
 from audit.profiles import ll144
@@ -21,12 +22,24 @@ from audit.text import checks as text_checks
 
 CheckFunction = Callable[[AuditContext], list[Measurement]]
 
+
+def _deferred(module: str, function: str) -> Callable:
+    """``module.function``, imported on first call: explanations and robustness load torch,
+    captum and shap, which `gate`, `compare` and `--help` must not wait for."""
+
+    def call(*args):
+        return getattr(importlib.import_module(module), function)(*args)
+
+    call.__name__ = call.__qualname__ = f"{module.rsplit('.', 1)[-1]}.{function}"
+    return call
+
+
 CHECKS: dict[str, CheckFunction] = {
     "data": data.run,
     "performance": performance.run,
     "fairness": fairness.run,
-    "explanations": explanations.run,
-    "robustness": robustness.run,
+    "explanations": _deferred("audit.checks.explanations", "run"),
+    "robustness": _deferred("audit.checks.robustness", "run"),
     "identity_bias": text_checks.run_identity_bias,
     "counterfactual": text_checks.run_counterfactual,
     "token_attributions": text_checks.run_token_attributions,
@@ -38,8 +51,8 @@ METRICS: dict[str, tuple[str, ...]] = {
     "data": data.METRICS,
     "performance": performance.METRICS,
     "fairness": fairness.METRICS,
-    "explanations": explanations.METRICS,
-    "robustness": robustness.METRICS,
+    "explanations": metric_names.EXPLANATIONS,
+    "robustness": metric_names.ROBUSTNESS,
     "identity_bias": text_checks.IDENTITY_BIAS_METRICS,
     "counterfactual": text_checks.COUNTERFACTUAL_METRICS,
     "token_attributions": text_checks.TOKEN_ATTRIBUTION_METRICS,
@@ -65,8 +78,8 @@ WANTED: dict[str, Callable] = {
 
 
 PREFLIGHT: dict[str, tuple[Callable | None, Callable | None]] = {
-    "explanations": (explanations.validate, explanations.prepare),
-    "robustness": (robustness.validate, robustness.prepare),
+    "explanations": (_deferred("audit.checks.explanations", "validate"), _deferred("audit.checks.explanations", "prepare")),
+    "robustness": (_deferred("audit.checks.robustness", "validate"), _deferred("audit.checks.robustness", "prepare")),
     "token_attributions": (text_checks.validate_token_attributions, None),
     "ll144": (ll144.validate, ll144.prepare),
 }

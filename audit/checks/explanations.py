@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
+from audit import progress
 from audit.errors import ConfigError, DataError, ModelError
 from audit.explain import measurements, registry, trust
 from audit.explain.attribution import Attribution
@@ -142,10 +143,14 @@ def run(ctx: "AuditContext") -> list[Measurement]:
     with model.session(ctx.seed):
         plan = make_plan(ctx, model)  # in the session: its column statistics run on one thread too
         found = {}
-        for name in plan.methods:
-            with _timed(ctx, name):
-                found[name] = registry.attribute(name, build_request(plan, model, features, plan.rows_for(name), ctx))
-        tests = _trust(plan, model, features, found, ctx) if config.trust else {}
+        with progress.task("methods", total=len(plan.methods), unit="method") as step:
+            for name in plan.methods:
+                step.note(f"{name} on {len(plan.rows_for(name))} rows")
+                with _timed(ctx, name):
+                    found[name] = registry.attribute(name, build_request(plan, model, features, plan.rows_for(name), ctx))
+                step.advance()
+        with progress.task("trust tests"):
+            tests = _trust(plan, model, features, found, ctx) if config.trust else {}
         if config.randomization_check:
             tests["randomization"] = _randomization(plan, model, features, found, ctx)
     return measurements.emit(ctx, plan, found, tests)

@@ -33,6 +33,7 @@ import numpy as np
 import torch
 
 from audit import attacks, groups, stats
+from audit.checks import metric_names
 from audit.context import AuditContext
 from audit.errors import ConfigError
 from audit.models import predictions_from_outputs
@@ -42,10 +43,7 @@ from audit.robust.domain import build_domain, column_rules
 from audit.robust.wrappers import attack_session, decision_logits
 
 CHECK = "robustness"
-METRICS = (
-    "robust_accuracy", "attack_success_rate", "median_minimal_perturbation", "robustness_gap",
-    "large_epsilon_accuracy", "gradient_masking_flag", "adversarial_example",
-)
+METRICS = metric_names.ROBUSTNESS
 DEFAULT_ATTACKS = {"Linf": ("FGSM", "PGD"), "L2": ("PGDL2",)}
 LARGE_EPSILON_ATTACK = {"Linf": "PGD", "L2": "PGDL2"}
 HEADLINE_ATTACKS = ("PGD", "PGDL2", "AutoAttack", "APGD")  # the examples come from the first that ran

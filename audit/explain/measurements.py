@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from audit.checks import metric_names
 from audit.explain import registry
 from audit.explain.aggregate import (
     Bootstrap, Estimate, GroupFigures, by_group, compact_map, grey_image, importance, shares,
@@ -50,12 +51,7 @@ CHECK = "explanations"
 PROXIES = 3
 PROXY_ROWS = 50_000
 """Rows that proxy associations are measured on (a seeded sample beyond that)."""
-METRICS = (
-    "rows_explained", "feature_importance", "group_feature_importance", "group_importance_difference",
-    "group_attribution_difference", "sensitive_reliance", "proxy_association", "proxy_reliance",
-    "sensitive_and_proxy_reliance", "completeness_gap", "infidelity", "sensitivity", "method_agreement",
-    "randomization_similarity", "local_attribution", "local_output", "attribution_map", "group_attribution_map",
-)
+METRICS = metric_names.EXPLANATIONS
 
 
 def emit(ctx: "AuditContext", plan: "Plan", found: dict[str, Attribution], tests: dict[str, dict]) -> list[Measurement]:

@@ -84,11 +84,19 @@ def _short_label(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+LABEL_CHARS = 40  # class names longer than this are shortened (the full name stays in the <title>)
+
+
 def confusion_matrix(classes: list[str], counts: list[list[int]], *, title: str) -> Markup:
     """A heatmap of counts: rows are true classes, columns predicted ones."""
     size = max(22, min(56, 420 // max(len(classes), 1)))
-    left, top = 110, 60
-    width, height = left + size * len(classes) + 20, top + size * len(classes) + 20
+    # room for every label in full (up to LABEL_CHARS), at about 7 px a character
+    longest = min(max((len(c) for c in classes), default=1), LABEL_CHARS)
+    rotate = 7 * longest > size - 4  # column labels that do not fit their cell are set at 45 degrees
+    left = 34 + 7 * longest
+    top = 30 + (int(5 * longest) + 8 if rotate else 22)
+    width = left + size * len(classes) + (int(5 * longest) if rotate else 0) + 20
+    height = top + size * len(classes) + 20
     peak = max((max(row) for row in counts), default=1) or 1
     body = [
         f'<text x="{left + size * len(classes) / 2:.0f}" y="16" text-anchor="middle">predicted class</text>',
@@ -96,9 +104,11 @@ def confusion_matrix(classes: list[str], counts: list[list[int]], *, title: str)
         f'text-anchor="middle">true class</text>',
     ]
     for j, name in enumerate(classes):
-        short = _short_label(name, max(3, size // 7))
-        body.append(f'<text x="{left + j * size + size / 2:.0f}" y="{top - 8}" text-anchor="middle"><title>{escape(name)}</title>{escape(short)}</text>')
-        body.append(f'<text x="{left - 6}" y="{top + j * size + size / 2 + 4:.0f}" text-anchor="end"><title>{escape(name)}</title>{escape(_short_label(name, 15))}</text>')
+        shown, x = escape(_short_label(name, LABEL_CHARS)), left + j * size + size / 2
+        placed = (f'x="{x:.0f}" y="{top - 8}" transform="rotate(-45 {x:.0f} {top - 8})" text-anchor="start"' if rotate
+                  else f'x="{x:.0f}" y="{top - 8}" text-anchor="middle"')
+        body.append(f'<text {placed}><title>{escape(name)}</title>{shown}</text>')
+        body.append(f'<text x="{left - 6}" y="{top + j * size + size / 2 + 4:.0f}" text-anchor="end"><title>{escape(name)}</title>{shown}</text>')
     for i, row in enumerate(counts):
         for j, count in enumerate(row):
             shade = count / peak

@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import math
 
+from audit.report import finding_rules
 from audit.results import AuditResult, Measurement
 
 LIMIT = 3
 
 
 def key_findings(result: AuditResult, limit: int = LIMIT) -> list[str]:
-    candidates = _failures(result) + _thresholds(result) + _fairness(result) + _performance(result)
+    candidates = (_failures(result) + _thresholds(result) + _fairness(result) + finding_rules.proxies(result)
+                  + _performance(result))
     candidates.sort(key=lambda pair: -pair[0])
     chosen = list(dict.fromkeys(text for _, text in candidates))[:limit]
     return chosen or ["No threshold failed, no group's selection rate fell below four-fifths of another's, "
@@ -23,7 +25,8 @@ def key_findings(result: AuditResult, limit: int = LIMIT) -> list[str]:
 
 
 def _failures(result: AuditResult) -> list[tuple[float, str]]:
-    return [(100.0, f"The {f.check} check could not run: {f.message}") for f in result.failures]
+    # the reason (an error message, perhaps an internal one) is in the summary's details, not here
+    return [(100.0, f"The {f.check} check could not run, so its results are missing from this report.") for f in result.failures]
 
 
 def _thresholds(result: AuditResult) -> list[tuple[float, str]]:
@@ -44,7 +47,7 @@ def _fairness(result: AuditResult) -> list[tuple[float, str]]:
     for m in result.select("fairness", "demographic_parity_ratio"):
         between = m.params.get("method") == "between_groups"
         if between and _single_column(m) and m.value is not None and m.value < 0.8 and m.status is None:
-            out.append((65.0 + 10 * (0.8 - m.value), (
+            out.append((finding_rules.certainty(65.0 + 10 * (0.8 - m.value), m, 0.8, below=True), (
                 f"Selection rates differ by {m.params['sensitive']}: {m.params.get('lowest_group')} is selected "
                 f"{m.value:.2f} times as often as {m.params.get('highest_group')}, below the four-fifths rule."
             )))

@@ -98,12 +98,15 @@ class ConfinedLoader(jinja2.FileSystemLoader):
         return source, filename, uptodate
 
 
-def render(result: AuditResult, *, templates: Path | None = None) -> str:
+PAPER = {"a4": "A4", "letter": "letter"}
+
+
+def render(result: AuditResult, *, templates: Path | None = None, paper: str = "a4") -> str:
     """report.html; a broken or hostile user template is one ConfigError naming it."""
     try:
         env = environment(templates)
         css = env.loader.get_source(env, "report.css")[0]
-        return env.get_template("report.html.j2").render(view=build_view(result), css=css)
+        return env.get_template("report.html.j2").render(view=build_view(result), css=css, page=print_page(result, paper))
     except (jinja2.TemplateError, SecurityError) as exc:
         if templates is None:
             raise
@@ -133,6 +136,33 @@ def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     line = text.splitlines()[0] if text else ""
     return line if len(line) <= 200 else line[:197] + "..."
+
+
+def print_page(result: AuditResult, paper: str) -> dict[str, str]:
+    """What every printed page carries in its margins: the verdict, the date, the model's hash.
+
+    Returned as CSS string literals (see :func:`css_string`): they go into an ``@page`` rule.
+    """
+    if result.failures:
+        verdict = "incomplete audit"
+    elif result.gate is None or not result.findings:
+        verdict = "no thresholds set"
+    else:
+        verdict = "gate passed" if result.gate.passed else "gate FAILED"
+    model = (result.provenance.get("files") or {}).get("model") or {}
+    digest = model.get("sha256")
+    return {
+        "size": PAPER[paper],
+        "title": css_string(f"{result.name}: {verdict}"),
+        "date": css_string(f"audited {str(result.provenance.get('finished', ''))[:10]}"),
+        "model": css_string(f"model sha256 {digest[:16]}…" if digest else "no model file"),
+    }
+
+
+def css_string(text: str) -> str:
+    """``text`` as a quoted CSS string that cannot end the string, the rule or the style element."""
+    escaped = "".join(ch if ch.isalnum() or ch in " .,:;-_()…" else f"\\{ord(ch):06x}" for ch in text)
+    return f'"{escaped}"'
 
 
 def build_view(result: AuditResult) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 from markupsafe import Markup, escape
 
-from audit.report import charts
+from audit.report import charts, finding_rules
 from audit.results import AuditResult, Measurement
 
 CHECK = "robustness"
@@ -229,8 +229,9 @@ def _gap_sentence(found: list[Measurement], gap: Measurement, units: str) -> str
             )
         return f"By {column}: the groups cannot be compared (fewer than two groups have a median perturbation)."
     low, high = finite[0], finite[-1]
-    if gap.value == 0:
-        return f"By {column}: decisions flip at the same median perturbation in every group ({low.value:.3g} {units})."
+    if gap.value == 0 or finding_rules.same_when_shown(low.value, high.value):
+        # never "median 2 than ... median 2": equal as printed means no comparison in words
+        return f"By {column}: decisions flip at about the same median perturbation in every group ({low.value:.3g} {units})."
     text = (
         f"By {column}: decisions for {_label(low.group)} flip under smaller perturbations (median {low.value:.3g} {units}) "
         f"than for {_label(high.group)} (median {high.value:.3g})."

@@ -38,7 +38,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from audit import attacks
+from audit import attacks, progress
 from audit.attacks import Attack, AttackSettings
 
 
@@ -100,7 +100,8 @@ def run(attack: Attack, target: Target, epsilons: list[float], plan: Plan, *, ke
     """One attack over the ascending ``epsilons``; ``keep`` adversarial examples (None: all)."""
     start = time.perf_counter()
     runner = _minimal if attack.minimal else _sweep
-    broken_at, distance, examples, attacked = runner(attack, target, epsilons, plan, keep)
+    with progress.task(attack.name, total=len(epsilons), unit="epsilon") as step:
+        broken_at, distance, examples, attacked = runner(attack, target, epsilons, plan, keep, step)
     settings = _settings(target.domain, plan, epsilons[-1] if epsilons else 0.0)
     return Outcome(
         attack=attack.name,
@@ -115,20 +116,24 @@ def run(attack: Attack, target: Target, epsilons: list[float], plan: Plan, *, ke
     )
 
 
-def _sweep(attack: Attack, target: Target, epsilons: list[float], plan: Plan, keep: int | None):
+def _sweep(attack: Attack, target: Target, epsilons: list[float], plan: Plan, keep: int | None,
+           step: progress.Task = progress.Task()):
     size = len(epsilons)
     broken_at, distance = _start(target, size)
     kept = _Kept(keep)
     attacked = []
     for k, eps in enumerate(epsilons):
+        step.note(f"epsilon {eps:g}")
         todo = np.flatnonzero(broken_at == size)
         if eps == 0 or todo.size == 0 or target.domain.movable == 0:
             attacked.append(0)
+            step.advance()
             continue
         attacked.append(int(todo.size))
         _attack_rows(attack, target, todo, k, eps, plan, broken_at, distance, kept)
         if attack.restarts and plan.restarts:
             _restarts(attack, target, k, eps, plan, broken_at, distance, kept)
+        step.advance()
     return broken_at, distance, kept.examples(), attacked
 
 
@@ -184,12 +189,14 @@ def _random_start(target: Target, eps: float, plan: Plan, restart: int) -> torch
         return torch.empty_like(inputs).uniform_(-reach, reach)
 
 
-def _minimal(attack: Attack, target: Target, epsilons: list[float], plan: Plan, keep: int | None):
+def _minimal(attack: Attack, target: Target, epsilons: list[float], plan: Plan, keep: int | None,
+             step: progress.Task = progress.Task()):
     size = len(epsilons)
     broken_at, distance = _start(target, size)
     kept = _Kept(keep)
     todo = np.flatnonzero(target.correct) if target.domain.movable else np.array([], dtype=np.int64)
     reach = target.domain.large_epsilon()  # no budget but the domain's own
+    step.note("minimal perturbation, one run")
     for chunk in _batches(todo, plan.batch_size):
         adversarial, hit = _attack(attack, target, chunk, reach, plan)
         found = target.domain.distance(adversarial[hit], chunk[hit])

@@ -79,6 +79,9 @@ def fit_preprocessing(train: pd.DataFrame) -> list[dict]:
             specs.append({
                 "name": name, "type": "numeric", "encoding": "standardize",
                 "mean": float(values.mean()), "std": float(values.std(ddof=0)),
+                # whole numbers (years, counts, dollars): attacks then round their adversarial
+                # examples to whole numbers; the encoding, and so the weights, do not change
+                "integer": bool(np.all(values == np.round(values))),
             })
         else:
             categories = sorted(str(v) for v in train[name].unique())
@@ -117,7 +120,7 @@ def write_preprocessing(specs: list[dict], path: Path) -> None:
         if spec["type"] == "numeric":
             lines.append(
                 f"  - {{name: {spec['name']}, type: numeric, encoding: standardize, "
-                f"mean: {spec['mean']!r}, std: {spec['std']!r}}}"
+                f"mean: {spec['mean']!r}, std: {spec['std']!r}{', integer: true' if spec.get('integer') else ''}}}"
             )
         else:
             categories = ", ".join(json.dumps(c) for c in spec["categories"])
