@@ -1,13 +1,15 @@
 """rai-audit: one spec, one run: performance, fairness, explanations and robustness of a PyTorch model.
 
->>> from audit import load_config, run_audit
+>>> from audit import load_config, run_audit, write_report
 >>> result = run_audit(load_config("examples/adult_mlp.yaml"))  # doctest: +SKIP
+>>> write_report(result, "reports/adult")  # doctest: +SKIP
 """
 
 from audit.config import AuditConfig, load_config
 from audit.results import AuditResult, Measurement
+from audit.report.files import write_report
 from audit.runner import run_audit
 
 __version__ = "0.1.0"
 
-__all__ = ["AuditConfig", "AuditResult", "Measurement", "load_config", "run_audit", "__version__"]
+__all__ = ["AuditConfig", "AuditResult", "Measurement", "load_config", "run_audit", "write_report", "__version__"]

@@ -29,8 +29,8 @@ from audit.config import (
 from audit.errors import AuditError, ConfigError
 from audit.output import prepare_output_dir, write_files
 from audit.report import comparison as comparison_report
-from audit.report import html, junit, markdown, modelcard
 from audit.report import pdf as report_pdf
+from audit.report.files import gate_files, write_report
 from audit.report.format import ci_text, number
 from audit.resources import bundled
 from audit.results import AuditResult, read_result
@@ -111,23 +111,11 @@ def audit_to_folder(spec: Path, out: Path, *, quiet: bool, pdf: bool = False) ->
     folder = prepare_output_dir(out)
     chromium = report_pdf.find_chromium() if pdf or config.report.pdf else None
     result = run_audit(config, command=" ".join(shlex.quote(a) for a in ["rai-audit", *sys.argv[1:]]))
-    page = html.render(result, templates=Path(config.report.templates) if config.report.templates else None)
-    files: dict[str, str | bytes] = {
-        "result.json": result.to_json() + "\n",
-        "report.html": page,
-        "model_card.md": modelcard.markdown(result),
-    } | _gate_files(result)
-    if chromium:
-        files["report.pdf"] = report_pdf.render(page, chromium)
-    write_files(folder, files)
+    files = write_report(result, folder, templates=config.report.templates, chromium=chromium)
     _publish_step_summary(files["summary.md"])
     if not quiet:
         _print_summary(result, folder)
     return _finish(result), result
-
-
-def _gate_files(result: AuditResult) -> dict[str, str]:
-    return {"junit.xml": junit.render(result), "summary.md": markdown.render(result)}
 
 
 def _publish_step_summary(summary: str) -> None:
@@ -186,7 +174,7 @@ def _gate(args: argparse.Namespace) -> int:
     gate.check_metric_names(thresholds, checks.metrics())
     findings, outcome = gate.judge(stored.measurements, thresholds, settings)
     result = dataclasses.replace(stored, findings=findings, gate=outcome)
-    files = _gate_files(result)
+    files = gate_files(result)
     write_files(args.result.parent, files)
     _publish_step_summary(files["summary.md"])
     _print_findings(result)
