@@ -31,6 +31,7 @@ from audit.output import prepare_output_dir, write_files
 from audit.report import comparison as comparison_report
 from audit.report import pdf as report_pdf
 from audit.report.files import gate_files, write_report
+from audit.report.facts import confidence_label
 from audit.report.format import ci_text, number
 from audit.resources import bundled
 from audit.results import AuditResult, read_result
@@ -145,7 +146,7 @@ def _print_summary(result: AuditResult, folder: Path) -> None:
     for metric in ("accuracy", "balanced_accuracy", "roc_auc"):
         for m in result.select("performance", metric):
             if m.group is None and not m.params:
-                print(f"  {metric:<18} {number(m.value)}  95% CI {ci_text(m.ci)}")
+                print(f"  {metric:<18} {number(m.value)}  {confidence_label(result)} CI {ci_text(m.ci)}")
     _print_findings(result)
     print(f"  wrote result.json, report.html, model_card.md, junit.xml and summary.md to {folder}")
 

@@ -267,7 +267,7 @@ def test_a_failing_check_is_reported_and_the_others_kept(project, tmp_path, caps
     def boom(ctx):
         raise RuntimeError("kaboom")
 
-    monkeypatch.setitem(checks.CHECKS, "boom", boom)
+    monkeypatch.setitem(checks.CHECKS, "boom", checks.CheckRecord("boom", boom))
     out = tmp_path / "out"
     code, _, stderr = _run(project.spec(), out, capsys)
     assert code == 2

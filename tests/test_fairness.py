@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from sklearn.calibration import calibration_curve
-from sklearn.metrics import roc_auc_score
+from sklearn.metrics import accuracy_score, roc_auc_score
 
 from audit.checks import fairness
 from audit.cli import main
@@ -253,7 +253,7 @@ def test_multiclass_measurements_name_their_class():
     decisions = np.where(rng.random(n) < 0.6, labels, rng.integers(0, 3, n))
     out = fairness.run(make_context(sensitive, labels, decisions, classes=("a", "b", "c"), bootstrap=50))
     for m in out:
-        if m.metric == "count":
+        if m.metric in ("count", *fairness.TOP1):  # top-1 accuracy judges every class at once
             assert m.params == {}
         elif m.group is None:
             assert set(m.params) == BETWEEN_PARAMS | {"class"}
@@ -264,6 +264,30 @@ def test_multiclass_measurements_name_their_class():
         expected = hand_rates((labels == k).astype(int), (decisions == k).astype(int), rows)
         for rate, value in expected.items():
             assert one(out, rate, group={"sex": "F"}, **{"class": name}).value == pytest.approx(value, abs=TOL)
+
+
+def test_multiclass_top1_accuracy_and_error_rate_per_group_match_scikit_learn():
+    """Per-group top-1 accuracy is sklearn's accuracy_score within the group, not a one-vs-rest rate."""
+    rng = np.random.default_rng(1)
+    n = 900
+    sensitive = pd.DataFrame({"sex": rng.choice(["F", "M"], n, p=[0.3, 0.7])})
+    labels = rng.integers(0, 4, n)
+    decisions = np.where(rng.random(n) < np.where(sensitive.sex == "F", 0.4, 0.8), labels, rng.integers(0, 4, n))
+    out = fairness.run(make_context(sensitive, labels, decisions, classes=("a", "b", "c", "d"), bootstrap=100))
+    for value in ("F", "M"):
+        rows = (sensitive.sex == value).to_numpy()
+        expected = accuracy_score(labels[rows], decisions[rows])
+        top1 = one(out, "top1_accuracy", group={"sex": value})
+        error = one(out, "error_rate", group={"sex": value})
+        assert top1.value == pytest.approx(expected, abs=TOL) and top1.n == rows.sum()
+        assert error.value == pytest.approx(1 - expected, abs=TOL)
+        assert top1.ci[0] <= top1.value <= top1.ci[1]
+        assert error.ci == pytest.approx((1 - top1.ci[1], 1 - top1.ci[0]), abs=1e-9)  # one draw, mirrored
+        # the one-vs-rest accuracy of a class counts correct rejections: far above top-1 for 4 classes
+        assert one(out, "accuracy", group={"sex": value}, **{"class": "a"}).value > expected
+    # a binary model's accuracy already is its top-1 accuracy: no duplicate metric
+    binary = fairness.run(make_context(sensitive, labels % 2, decisions % 2, bootstrap=20))
+    assert not [m for m in binary if m.metric in fairness.TOP1]
 
 
 # ---------------------------------------------------------------- 2. min_group_size
@@ -357,7 +381,7 @@ def test_zero_denominators_are_undefined_never_zero():
         "false_negative_rate": "no actual positives",
         "positive_predictive_value": "no predicted positives",
         "negative_predictive_value": "no predicted negatives",
-        "f1": "no positives in the group, actual or predicted",
+        "f1": "no actual or predicted positives in the group",
     }
     for name, rates in undefined.items():
         for rate in RATES:

@@ -12,7 +12,8 @@ from audit import write_report
 from audit.cli import main
 from audit.config import load_config
 from audit.errors import ConfigError
-from audit.report import highlights, modelcard
+from audit.report import modelcard
+from audit.report.facts import facts
 from audit.results import AuditResult, Measurement
 from audit.runner import run_audit
 
@@ -78,14 +79,15 @@ def test_key_findings_rank_thresholds_first_then_fairness():
         "sensitive": "sex", "method": "between_groups", "lowest_group": "sex=F", "highest_group": "sex=M"})
     to_reference = Measurement("fairness", "demographic_parity_ratio", 0.1, group={"sex": "F"},
                                params={"sensitive": "sex", "method": "to_reference", "reference": "sex=M"})
-    found = highlights.key_findings(_result([ratio, to_reference], [failed]))
+    share = Measurement("data", "group_share", 0.5, group={"sex": "F"})  # sex is one column, not an intersection
+    found = facts(_result([share, ratio, to_reference], [failed])).key_findings
     assert found[0].startswith("Threshold accuracy >= 0.9: fail")
     assert "sex=F is selected 0.50 times as often as sex=M" in found[1]
     assert len(found) == 2  # the against-the-reference value is not an extremes sentence
 
 
 def test_key_findings_say_so_when_nothing_stands_out():
-    assert highlights.key_findings(_result([]))[0].startswith("No threshold failed")
+    assert facts(_result([])).key_findings[0].startswith("No threshold failed")
 
 
 def test_spec_templates_folder_restyles_the_report(project, capsys):

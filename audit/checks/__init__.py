@@ -1,80 +1,84 @@
 """The registry of checks. Each check measures (returns Measurements) and never judges.
 
-A check is a module with ``run(ctx: AuditContext) -> list[Measurement]`` and ``METRICS``, the
-names it can emit (thresholds naming anything else are refused before the audit runs), and
-optionally ``validate(config)`` and ``prepare(ctx)``: input checks that raise an AuditError
-before any check runs (an unknown method name; a gradient method on a black-box model), so bad
-input ends with exit code 2 and no files rather than a half-run audit. The order here is the
-order of the report's sections.
+A check is one :class:`CheckRecord`: ``run(ctx) -> list[Measurement]``; its ``catalogue``, the
+:class:`~audit.catalogue.Metric` entries it can emit (thresholds naming anything else are refused
+before the audit runs; the report, ``compare`` and the model card read them); and optionally
+``validate(config)`` and ``prepare(ctx)``: input checks that raise an AuditError before any
+check runs (an unknown method name; a gradient method on a black-box model), so bad input ends
+with exit code 2 and no files rather than a half-run audit. Registration order is the order of
+the report's sections.
 """
 
 from __future__ import annotations
 
-from typing import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Callable
 
 from audit.checks import data, explanations, fairness, performance, robustness
-from audit.context import AuditContext
-from audit.errors import ConfigError
+from audit.registry import Registry
 from audit.results import Measurement
 
-CheckFunction = Callable[[AuditContext], list[Measurement]]
+if TYPE_CHECKING:
+    from audit.catalogue import Metric
+    from audit.context import AuditContext
 
-CHECKS: dict[str, CheckFunction] = {
-    "data": data.run,
-    "performance": performance.run,
-    "fairness": fairness.run,
-    "explanations": explanations.run,
-    "robustness": robustness.run,
-}
-
-METRICS: dict[str, tuple[str, ...]] = {
-    "data": data.METRICS,
-    "performance": performance.METRICS,
-    "fairness": fairness.METRICS,
-    "explanations": explanations.METRICS,
-    "robustness": robustness.METRICS,
-}
+CheckFunction = Callable[["AuditContext"], list[Measurement]]
 
 
-PREFLIGHT: dict[str, tuple[Callable | None, Callable | None]] = {
-    "explanations": (explanations.validate, explanations.prepare),
-    "robustness": (robustness.validate, robustness.prepare),
-}
-"""check name -> (validate(config), prepare(ctx)); filled by checks that have input rules."""
+@dataclass(frozen=True)
+class CheckRecord:
+    """One check: the same shape as an attribution method's and an attack's record."""
+
+    name: str
+    run: CheckFunction
+    catalogue: tuple["Metric", ...] = ()
+    validate: Callable | None = None  # validate(config): rules that need nothing loaded
+    prepare: Callable | None = None  # prepare(ctx): rules that need the data and model
+
+    @property
+    def metrics(self) -> tuple[str, ...]:
+        return tuple(m.name for m in self.catalogue)
+
+
+CHECKS: Registry[CheckRecord] = Registry("check", field="checks", hint="")
+for _module in (data, performance, fairness, explanations, robustness):
+    CHECKS.add(CheckRecord(_module.CHECK, _module.run, _module.CATALOGUE,
+                           getattr(_module, "validate", None), getattr(_module, "prepare", None)))
+
+
+def records() -> list[CheckRecord]:
+    return list(CHECKS.values())
 
 
 def validate(config) -> None:
     """Static input rules of every enabled check, before anything is loaded."""
-    for name, (rule, _) in PREFLIGHT.items():
-        section = getattr(config.checks, name, None)
-        if rule is not None and (section is None or section.enabled):
-            rule(config)
+    for record in records():
+        section = getattr(config.checks, record.name, None)
+        if record.validate is not None and (section is None or section.enabled):
+            record.validate(config)
 
 
-def prepare(ctx: AuditContext) -> None:
+def prepare(ctx: "AuditContext") -> None:
     """Input rules that need the loaded data and model, before any check runs."""
     for name in enabled(ctx):
-        _, rule = PREFLIGHT.get(name, (None, None))
-        if rule is not None:
-            rule(ctx)
+        record = CHECKS.lookup(name)
+        if record.prepare is not None:
+            record.prepare(ctx)
 
 
 def names() -> list[str]:
-    return list(CHECKS)
+    return CHECKS.names()
 
 
 def metrics() -> dict[str, set[str]]:
-    return {name: set(METRICS.get(name, ())) for name in CHECKS}
+    return {record.name: set(record.metrics) for record in records()}
 
 
 def get(name: str) -> CheckFunction:
-    try:
-        return CHECKS[name]
-    except KeyError:
-        raise ConfigError(f"unknown check {name!r}", hint=f"choose from {', '.join(names())}") from None
+    return CHECKS.lookup(name).run
 
 
-def enabled(ctx: AuditContext) -> list[str]:
+def enabled(ctx: "AuditContext") -> list[str]:
     """Checks to run: 'data' always, the others unless their spec section disables them."""
     chosen = []
     for name in names():

@@ -1,7 +1,7 @@
 """The fairness check: group metrics, disparities and their intervals, for every grouping.
 
 Groupings: each sensitive column, then the crosses the spec asks for (default: all). For each
-group: count and every rate of :data:`audit.groups.RATES` (one-vs-rest per class for
+group: count and every rate of :func:`audit.groups.rate_parts` in the catalogue (one-vs-rest per class for
 multiclass models), and ROC-AUC and calibration error where scores exist. Disparities follow
 fairlearn's definitions exactly (``between_groups``: max - min and min / max over the groups
 where the rate is defined), plus each group against the spec's reference group (signed
@@ -22,26 +22,99 @@ from typing import Any
 import numpy as np
 
 from audit import groups, stats
+from audit.catalogue import Metric
+from audit.checks import performance
 from audit.checks.performance import binary_score_statistic
 from audit.context import AuditContext
-from audit.groups import RATES, WHY_UNDEFINED, Grouping
+from audit.groups import Grouping
 from audit.results import Measurement
 
 CHECK = "fairness"
 
-DISPARITIES = {
-    "demographic_parity": ("selection_rate",),
-    "equalized_odds": ("true_positive_rate", "false_positive_rate"),
-    "equal_opportunity": ("true_positive_rate",),
-    "predictive_parity": ("positive_predictive_value",),
-    "false_positive_rate": ("false_positive_rate",),
-    "false_negative_rate": ("false_negative_rate",),
-}
+def _rate(name, label, short, denominator, better, glossary="", *, column=False) -> Metric:
+    term = label if short == label else f"{label} ({short})"
+    return Metric(name, label, glossary, better=better, denominator=denominator, short=short, column=column,
+                  term=term if glossary else None)
 
-METRICS = (
-    "count", *RATES, "roc_auc", "expected_calibration_error",
-    *(f"{name}_{kind}" for name in DISPARITIES for kind in ("difference", "ratio")),
+
+RATE_CATALOGUE = (
+    _rate("selection_rate", "selection rate", "selection rate", "rows", None,
+          "Share of a group that the model predicts positive (assigns the positive class).", column=True),
+    _rate("base_rate", "base rate", "base rate", "rows", None,
+          "Share of a group that is truly positive in the data, whatever the model predicts."),
+    _rate("true_positive_rate", "true positive rate", "TPR", "actual positives", "higher",
+          "Of a group's truly positive examples, the share the model predicts positive (recall within the group).",
+          column=True),
+    _rate("false_positive_rate", "false positive rate", "FPR", "actual negatives", "lower",
+          "Of a group's truly negative examples, the share the model wrongly predicts positive.", column=True),
+    _rate("positive_predictive_value", "positive predictive value", "PPV", "predicted positives", "higher",
+          "Of a group's examples predicted positive, the share that truly are (precision within the group).", column=True),
+    _rate("false_negative_rate", "false negative rate", "FNR", "actual positives", "lower",
+          "Of a group's truly positive examples, the share the model misses; 1 minus the TPR."),
+    _rate("negative_predictive_value", "negative predictive value", "NPV", "predicted negatives", "higher",
+          "Of a group's examples predicted negative, the share that truly are."),
+    _rate("true_negative_rate", "true negative rate", "TNR", "actual negatives", "higher"),
 )
+TOP1_CATALOGUE = (
+    _rate("top1_accuracy", "top-1 accuracy", "top-1 accuracy", "rows", "higher",
+          "Multiclass models: share of a group's examples whose predicted class is the true class (the per-group "
+          "accuracy; the one-vs-rest accuracy of a class counts correct rejections too).", column=True),
+    _rate("error_rate", "error rate", "error rate", "rows", "lower",
+          "Multiclass models: share of a group's examples given a wrong class; 1 minus the top-1 accuracy.", column=True),
+)
+"""The one-vs-rest rates of :func:`audit.groups.rate_parts` that are not performance metrics too."""
+
+
+@dataclass(frozen=True)
+class Disparity:
+    name: str
+    title: str  # its name for readers
+    bases: tuple[str, ...]  # the rate(s) it compares
+    glossary: str
+    compares: str | None = None  # how a reader should read several bases
+
+
+DISPARITY_LIST = (
+    Disparity("demographic_parity", "Demographic parity", ("selection_rate",),
+              "Every group receives positive predictions at the same rate (equal selection rates), whatever its true outcomes."),
+    Disparity("equalized_odds", "Equalized odds", ("true_positive_rate", "false_positive_rate"),
+              "Every group has the same true positive rate and the same false positive rate; the worse of the two gaps is reported.",
+              compares="TPR and FPR, the worse of the two"),
+    Disparity("equal_opportunity", "Equal opportunity", ("true_positive_rate",),
+              "Every group has the same true positive rate: truly positive examples are found equally often in each group."),
+    Disparity("predictive_parity", "Predictive parity", ("positive_predictive_value",),
+              "A positive prediction is equally reliable in every group (equal positive predictive value)."),
+    Disparity("false_positive_rate", "False positive rate parity", ("false_positive_rate",), ""),
+    Disparity("false_negative_rate", "False negative rate parity", ("false_negative_rate",), ""),
+)
+DISPARITIES = {d.name: d.bases for d in DISPARITY_LIST}
+
+
+def _disparity_metrics(d: Disparity) -> tuple[Metric, Metric]:
+    common = {"describes": ("highest_group", "lowest_group"), "compares": d.bases, "term": d.title.lower(),
+              "glossary": d.glossary, "short": d.compares}
+    return (
+        Metric(f"{d.name}_difference", d.title, better="lower", to_reference="zero", unit="difference", **common),
+        Metric(f"{d.name}_ratio", d.title, better="higher", to_reference="one", unit="ratio", **common),
+    )
+
+
+CATALOGUE = (
+    Metric("count", "rows in the group", unit="count"),
+    *RATE_CATALOGUE[:5],
+    *(m for m in performance.CATALOGUE if m.name in ("accuracy", "roc_auc")),  # one entry, whichever check emits it
+    *TOP1_CATALOGUE,
+    *RATE_CATALOGUE[5:],
+    *(m for m in performance.CATALOGUE if m.name in ("f1", "expected_calibration_error")),
+    *(m for d in DISPARITY_LIST for m in _disparity_metrics(d)),
+)
+METRICS = tuple(m.name for m in CATALOGUE)
+TOP1 = tuple(m.name for m in TOP1_CATALOGUE)
+
+
+def _rate_entries() -> dict[str, Metric]:
+    """The catalogue's group rates (those with a denominator), by name; read at run time."""
+    return {m.name: m for m in CATALOGUE if m.denominator and m.name not in TOP1}
 
 
 def disparity_statistics(counts: np.ndarray, reference: int | None) -> dict[str, np.ndarray]:
@@ -61,6 +134,20 @@ def disparity_statistics(counts: np.ndarray, reference: int | None) -> dict[str,
         if reference is not None:
             out |= _against_reference(disparity, [rates[b] for b in bases], reference)
     return out
+
+
+def top1_statistics(tables: np.ndarray) -> dict[str, np.ndarray]:
+    """Top-1 accuracy and error rate of ``(..., groups, C, C)`` tables, ``(..., groups)``; NaN for an empty group."""
+    hits = np.trace(tables, axis1=-2, axis2=-1)
+    accuracy = stats.divide(hits, tables.sum(axis=(-2, -1)))
+    return {"top1_accuracy": accuracy, "error_rate": 1 - accuracy}
+
+
+def _statistics(tables: np.ndarray, grouping: Grouping, reference: int | None, setting: "_Setting") -> dict[str, np.ndarray]:
+    """Every statistic of one grouping from cell tables ``(..., cells, C, C)``: the point's and each replicate's."""
+    by_group = groups.group_tables(tables, grouping)
+    out = disparity_statistics(groups.one_vs_rest(by_group)[..., list(setting.targets), :], reference)
+    return out | top1_statistics(by_group) if setting.multiclass else out
 
 
 def _worst(values: list[np.ndarray], pick) -> np.ndarray:
@@ -121,7 +208,7 @@ def run(ctx: AuditContext) -> list[Measurement]:
     out: list[Measurement] = []
     for grouping, reference, grouping_replicates in zip(chosen, references, replicates):
         counts = groups.one_vs_rest(groups.group_tables(tables, grouping))[..., list(setting.targets), :]
-        point = disparity_statistics(counts, reference)
+        point = _statistics(tables, grouping, reference, setting)
         sizes = counts[:, 0, :].sum(axis=-1).astype(int)
         _warn_about_groups(ctx, grouping, sizes, setting.min_group_size)
         denominators = {name: bottom for name, (_, bottom) in groups.rate_parts(counts).items()}
@@ -138,8 +225,7 @@ def _replicates(tables, chosen, references, setting, ctx) -> list[dict[str, np.n
     rng = np.random.default_rng(ctx.seed)
     for chunk in groups.stratified_replicates(tables, ctx.config.statistics.bootstrap, rng):
         for store, grouping, reference in zip(collected, chosen, references):
-            counts = groups.one_vs_rest(groups.group_tables(chunk, grouping))[..., list(setting.targets), :]
-            for name, values in disparity_statistics(counts, reference).items():
+            for name, values in _statistics(chunk, grouping, reference, setting).items():
                 store.setdefault(name, []).append(values)
     return [{name: np.concatenate(parts) for name, parts in store.items()} for store in collected]
 
@@ -173,6 +259,8 @@ class _Emitter:
         self.sizes, self.reference, self.setting = sizes, reference, setting
         self.denominators = denominators
         self.small = sizes < setting.min_group_size
+        # the one-vs-rest rates the catalogue names, in the engine's order: a new rate needs its entry only
+        self.rates = [name for name in denominators if name in _rate_entries()]
 
     def _ci(self, name: str, index: tuple) -> tuple[float, float] | None:
         if name not in self.replicates:
@@ -186,29 +274,35 @@ class _Emitter:
             status = "insufficient" if self.small[g] else None
             note = f"insufficient: {self.sizes[g]} rows, fewer than {self.setting.min_group_size}" if status else None
             out.append(Measurement(CHECK, "count", float(self.sizes[g]), group=label, n=int(self.sizes[g]), status=status, note=note))
+            out += [self._top1(name, g, label, status, note) for name in TOP1 if name in self.point]
             for t, target in enumerate(self.setting.targets):
-                for rate in RATES:
+                for rate in self.rates:
                     value = float(self.point[rate][g, t])
                     params = self.setting.params(target)
                     if np.isnan(value):
-                        why = f"undefined: {WHY_UNDEFINED.get(rate, 'empty group')}"
+                        why = f"undefined: {_rate_entries()[rate].undefined_reason}"
                         out.append(Measurement(CHECK, rate, None, group=label, n=int(self.sizes[g]), params=params, note=why, status="undefined"))
                         continue
-                    ci, exact = self._rate_interval(rate, g, t, value)
+                    ci, exact = self._rate_interval(rate, (g, t), value, float(self.denominators[rate][g, t]))
                     out.append(Measurement(CHECK, rate, value, group=label, ci=ci, n=int(self.sizes[g]), params=params, note=note or exact, status=status))
         return out
 
-    def _rate_interval(self, rate: str, g: int, t: int, value: float) -> tuple[tuple[float, float] | None, str | None]:
+    def _top1(self, name: str, g: int, label: dict[str, str], status: str | None, note: str | None) -> Measurement:
+        """A multiclass group's top-1 accuracy or error rate: no class, as it judges every class at once."""
+        value = float(self.point[name][g])
+        ci, exact = self._rate_interval(name, (g,), value, float(self.sizes[g]))
+        return Measurement(CHECK, name, value, group=label, ci=ci, n=int(self.sizes[g]), note=note or exact, status=status)
+
+    def _rate_interval(self, rate: str, index: tuple, value: float, denominator: float) -> tuple[tuple[float, float] | None, str | None]:
         """The bootstrap interval; for a rate of 0 or 1, the exact Clopper-Pearson one.
 
         A rate of 0 (or 1) stays 0 in every resample, so its bootstrap interval collapses to a
         point and claims a certainty the data do not give. The exact binomial interval for
         x = 0 of d is [0, 1 - (alpha/2)^(1/d)] (for x = d, its mirror image).
         """
-        ci = self._ci(rate, (g, t))
+        ci = self._ci(rate, index)
         if ci is None or ci[0] != ci[1] or value not in (0.0, 1.0):
             return ci, None
-        denominator = float(self.denominators[rate][g, t])
         edge = (1 - self.setting.level) / 2
         bound = edge ** (1 / denominator)
         exact = (0.0, 1 - bound) if value == 0.0 else (bound, 1.0)

@@ -31,6 +31,7 @@ import numpy as np
 import torch
 
 from audit import attacks, groups, stats
+from audit.catalogue import Metric
 from audit.context import AuditContext
 from audit.errors import ConfigError
 from audit.models import predictions_from_outputs
@@ -40,10 +41,22 @@ from audit.robust.domain import build_domain, column_rules
 from audit.robust.wrappers import attack_session, decision_logits
 
 CHECK = "robustness"
-METRICS = (
-    "robust_accuracy", "attack_success_rate", "median_minimal_perturbation", "robustness_gap",
-    "large_epsilon_accuracy", "gradient_masking_flag", "adversarial_example",
+CATALOGUE = (
+    Metric("robust_accuracy", "robust accuracy", "The share of examples the model still classifies correctly after an "
+           "attacker changes each one by at most epsilon; at epsilon 0 it is the ordinary accuracy.", better="higher",
+           denominator="rows attacked"),
+    Metric("attack_success_rate", "attack success rate", "Of the examples the model classifies correctly, the share the "
+           "attack makes it get wrong.", better="lower", denominator="correctly classified rows"),
+    Metric("median_minimal_perturbation", "median minimal perturbation", "Half of the correctly classified examples flip "
+           "under a change this small or smaller (the smallest change the attack found; the true minimum may be smaller "
+           "still).", unit="distance"),
+    Metric("robustness_gap", "robustness gap between groups", unit="difference",
+           describes=("most_fragile_group", "least_fragile_group")),
+    Metric("large_epsilon_accuracy", "accuracy under an unbounded attack", denominator="rows attacked"),
+    Metric("gradient_masking_flag", "gradient masking flag", unit="flag"),
+    Metric("adversarial_example", "size of an adversarial example's perturbation", unit="distance", describes=("image",)),
 )
+METRICS = tuple(m.name for m in CATALOGUE)
 DEFAULT_ATTACKS = {"Linf": ("FGSM", "PGD"), "L2": ("PGDL2",)}
 LARGE_EPSILON_ATTACK = {"Linf": "PGD", "L2": "PGDL2"}
 HEADLINE_ATTACKS = ("PGD", "PGDL2", "AutoAttack", "APGD")  # the examples come from the first that ran

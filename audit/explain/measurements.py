@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from audit.catalogue import Metric
 from audit.explain import registry
 from audit.explain.aggregate import (
     Bootstrap, Estimate, GroupFigures, by_group, compact_map, grey_image, importance, shares,
@@ -48,12 +49,36 @@ if TYPE_CHECKING:
 
 CHECK = "explanations"
 PROXIES = 3
-METRICS = (
-    "rows_explained", "feature_importance", "group_feature_importance", "group_importance_difference",
-    "group_attribution_difference", "sensitive_reliance", "proxy_association", "proxy_reliance",
-    "sensitive_and_proxy_reliance", "completeness_gap", "infidelity", "sensitivity", "method_agreement",
-    "randomization_similarity", "local_attribution", "local_output", "attribution_map", "group_attribution_map",
+CATALOGUE = (
+    Metric("rows_explained", "rows explained", unit="count", describes=("output",)),
+    Metric("feature_importance", "mean |attribution|", unit="attribution"),
+    Metric("group_feature_importance", "mean |attribution| in a group", unit="attribution"),
+    Metric("group_importance_difference", "difference in mean |attribution| from the other rows", better="lower",
+           unit="attribution"),
+    Metric("group_attribution_difference", "difference in mean signed attribution from the other rows", better="lower",
+           unit="attribution"),
+    Metric("sensitive_reliance", "share of attribution on a sensitive column"),
+    Metric("proxy_association", "association of a feature with a sensitive column", unit="score"),
+    Metric("proxy_reliance", "share of attribution on a proxy"),
+    Metric("sensitive_and_proxy_reliance", "share of attribution on a sensitive column and its proxies"),
+    Metric("completeness_gap", "completeness gap", "How far a row's attributions fail to add up to the change in output "
+           "they explain, as a share of that change; 0 for exact Shapley values, small for Integrated Gradients with "
+           "enough steps."),
+    Metric("infidelity", "infidelity", "Set random halves of the features to the baseline input and compare the change "
+           "in output with the sum of the removed features' attributions: 0 means the attributions predict every "
+           "removal, 1 means they predict nothing."),
+    Metric("sensitivity", "sensitivity", "The largest relative change of a row's attributions when its numeric inputs "
+           "are nudged slightly; large values mean fragile explanations.", unit="score"),
+    Metric("method_agreement", "method agreement", "Spearman rank correlation of two methods' feature attributions on "
+           "the same rows (1: same order), and the share of their top features they have in common.", unit="score"),
+    Metric("randomization_similarity", "similarity to a randomised model's attributions", unit="score"),
+    Metric("local_attribution", "attribution of one feature in one row", unit="attribution", describes=("value",)),
+    Metric("local_output", "model output for one row", unit="score", describes=("base_value", "probability")),
+    Metric("attribution_map", "attribution map of one image", unit="attribution",
+           describes=("map", "image", "scale", "base_value", "output", "probability")),
+    Metric("group_attribution_map", "mean attribution map of a group", unit="attribution", describes=("map", "scale")),
 )
+METRICS = tuple(m.name for m in CATALOGUE)
 
 
 def emit(ctx: "AuditContext", plan: "Plan", found: dict[str, Attribution], tests: dict[str, dict]) -> list[Measurement]:

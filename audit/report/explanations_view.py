@@ -17,31 +17,29 @@ from typing import Any
 import numpy as np
 from markupsafe import Markup, escape
 
+from audit.catalogue import catalogue
 from audit.report import charts
+from audit.report.facts import confidence_label
 from audit.results import AuditResult, Measurement
 
 CHECK = "explanations"
 WATERFALL_FEATURES = 8  # the rest of a row's columns are drawn as one bar
 SENTENCE_FEATURES = 3
 POSITIVE, NEGATIVE = charts.PALETTE[3], charts.PALETTE[0]  # vermillion pushes up, blue pushes down
-GLOSSARY = {
+CONCEPTS = {  # the section's words beside its metrics, whose meaning the catalogue gives
     "attribution": "How much one input moved the model's output for one row, relative to a reference "
     "(the baseline input, or the average output over background rows).",
     "mean |attribution|": "The average size of a feature's attributions over rows, whatever their sign: how much the model's "
     "output moves with that feature.",
-    "completeness gap": "How far a row's attributions fail to add up to the change in output they explain, as a share of "
-    "that change; 0 for exact Shapley values, small for Integrated Gradients with enough steps.",
-    "infidelity": "Set random halves of the features to the baseline input and compare the change in output with the sum "
-    "of the removed features' attributions: 0 means the attributions predict every removal, 1 means they predict nothing.",
-    "sensitivity": "The largest relative change of a row's attributions when its numeric inputs are nudged slightly; "
-    "large values mean fragile explanations.",
-    "method agreement": "Spearman rank correlation of two methods' feature attributions on the same rows (1: same order), "
-    "and the share of their top features they have in common.",
     "randomisation check": "The same method on a copy of the model with random weights: explanations that stay similar "
     "describe the input rather than what the model learned.",
     "proxy": "A model input strongly associated with a sensitive column (Cramér's V for categories, the correlation ratio "
     "for numbers), through which a model can use the sensitive column without seeing it.",
 }
+
+
+def glossary() -> dict[str, str]:
+    return CONCEPTS | catalogue().glossary((CHECK,))
 
 
 def explanations_view(result: AuditResult) -> dict[str, Any]:
@@ -50,12 +48,12 @@ def explanations_view(result: AuditResult) -> dict[str, Any]:
     failed = [f.message for f in result.failures if f.check == CHECK]
     settings = [m for m in found if m.metric == "rows_explained"]
     if not settings:
-        return {"measured": False, "failure": failed[0] if failed else None, "glossary": GLOSSARY}
+        return {"measured": False, "failure": failed[0] if failed else None, "glossary": glossary()}
     by_metric: dict[str, list[Measurement]] = defaultdict(list)
     for m in found:
         by_metric[m.metric].append(m)
     primary = settings[0].params["method"]
-    level = f"{100 * float(result.provenance.get('ci_level', 0.95)):g}%"
+    level = confidence_label(result)
     image = bool(by_metric["attribution_map"] or by_metric["group_attribution_map"])
     additive = bool(settings[0].params.get("additive", False))
     groups = _groups(by_metric, primary, level, additive)
@@ -72,7 +70,7 @@ def explanations_view(result: AuditResult) -> dict[str, Any]:
         "groups": groups,
         "trust": _trust(by_metric, [m.params["method"] for m in settings], level),
         "local": _local_images(by_metric) if image else _waterfalls(by_metric, primary),
-        "glossary": GLOSSARY,
+        "glossary": glossary(),
     }
 
 

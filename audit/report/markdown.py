@@ -9,6 +9,7 @@ from __future__ import annotations
 import html
 
 from audit.gate import SEVERITY
+from audit.report.facts import confidence_label
 from audit.report.format import ci_text, number
 from audit.results import AuditResult
 
@@ -25,7 +26,7 @@ def cell(text: object) -> str:
 def render(result: AuditResult) -> str:
     lines = [f"## rai-audit: {cell(result.name)}", "", _headline(result), ""]
     if result.findings:
-        lines += ["| Verdict | Threshold | Value | 95% CI | Why |", "|---|---|---|---|---|"]
+        lines += [f"| Verdict | Threshold | Value | {confidence_label(result)} CI | Why |", "|---|---|---|---|---|"]
         for finding in result.findings:
             worst = _worst_match(finding)
             value = number(worst.value) if worst else "-"

@@ -16,7 +16,9 @@ from typing import Any
 import numpy as np
 from markupsafe import Markup, escape
 
+from audit.catalogue import catalogue
 from audit.report import charts
+from audit.report.facts import confidence_label
 from audit.results import AuditResult, Measurement
 
 CHECK = "robustness"
@@ -28,17 +30,16 @@ FLAG_NAMES = {
     "single_step_stronger": "One gradient step does not beat many",
     "large_epsilon": "An unbounded attack brings accuracy near zero",
 }
-GLOSSARY = {
-    "robust accuracy": "The share of examples the model still classifies correctly after an attacker changes each one "
-    "by at most epsilon; at epsilon 0 it is the ordinary accuracy.",
-    "attack success rate": "Of the examples the model classifies correctly, the share the attack makes it get wrong.",
+CONCEPTS = {  # the section's words beside its metrics, whose meaning the catalogue gives
     "epsilon": "The largest change the attacker may make: in the model's input units for images; for tabular data in "
     "standard deviations of each feature, so 0.5 lets every movable feature move by half its spread.",
-    "median minimal perturbation": "Half of the correctly classified examples flip under a change this small or smaller "
-    "(the smallest change the attack found; the true minimum may be smaller still).",
     "gradient masking": "A model whose gradients are useless to an attacker looks robust to gradient attacks without "
     "being robust; the flags look for its symptoms.",
 }
+
+
+def glossary() -> dict[str, str]:
+    return catalogue().glossary((CHECK,)) | CONCEPTS
 
 
 def robustness_view(result: AuditResult) -> dict[str, Any]:
@@ -50,11 +51,11 @@ def robustness_view(result: AuditResult) -> dict[str, Any]:
         "measured": bool(curves),
         "failure": failed[0] if failed else None,
         "skipped": next((w for w in result.warnings if w.startswith("robustness:") and "skipped" in w), None),
-        "glossary": GLOSSARY,
+        "glossary": glossary(),
     }
     if not curves:
         return view
-    level = f"{100 * float(result.provenance.get('ci_level', 0.95)):g}%"
+    level = confidence_label(result)
     first = next(iter(curves.values()))[0]
     units, norm = first.params["units"], first.params["norm"]
     headline = _headline_attack(curves)
