@@ -15,14 +15,14 @@ imported only when an attack is built, since it costs about a second).
 
 from __future__ import annotations
 
-import difflib
 import importlib.util
 from dataclasses import dataclass
 from typing import Callable
 
 import torch
 
-from audit.errors import CheckError, ConfigError
+from audit.errors import CheckError
+from audit.registry import Registry
 
 SQUARE_QUERIES = 1000
 """Queries per point and epsilon for Square (torchattacks' default is 5000): the black-box
@@ -68,14 +68,14 @@ class Attack:
         return None
 
 
-ATTACKS: dict[str, Attack] = {}
+ATTACKS: Registry[Attack] = Registry("attack", field="checks.robustness.attacks", hint="names are case-sensitive")
 
 
 def register(name: str, *, description: str, norms: tuple[str, ...], gradients: bool = True, minimal: bool = False):
     """Decorator: add a builder ``(model, settings) -> torchattacks.Attack`` to the registry."""
 
     def add(build: Callable[[torch.nn.Module, AttackSettings], object]) -> Callable:
-        ATTACKS[name] = Attack(name, description, norms, gradients, minimal, build)
+        ATTACKS.add(Attack(name, description, norms, gradients, minimal, build))
         return build
 
     return add
@@ -91,20 +91,12 @@ def require_torchattacks() -> None:
 
 
 def names() -> list[str]:
-    return list(ATTACKS)
+    return ATTACKS.names()
 
 
 def get(name: str) -> Attack:
     """The registered attack called ``name``; a ConfigError listing the valid names otherwise."""
-    try:
-        return ATTACKS[name]
-    except KeyError:
-        close = difflib.get_close_matches(name, names(), n=1, cutoff=0.6)
-        hint = f"did you mean '{close[0]}'? " if close else ""
-        raise ConfigError(
-            f"checks.robustness.attacks: unknown attack {name!r}; valid attacks: {', '.join(names())}",
-            hint=f"{hint}names are case-sensitive",
-        ) from None
+    return ATTACKS.lookup(name)
 
 
 # ---------------------------------------------------------------- the attacks

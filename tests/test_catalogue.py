@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 from markupsafe import escape
 
-from audit import checks, groups, load_config, run_audit, write_report
+from audit import checks, groups, load_config, run_audit
 from audit.catalogue import Catalogue, Metric, catalogue
 from audit.checks import fairness
 from audit.cli import main
