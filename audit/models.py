@@ -64,6 +64,33 @@ class ModelAdapter:
             )
         return self.module
 
+    def call(self, inputs: torch.Tensor) -> torch.Tensor:
+        """The model on any number of rows, ``(N, width)``: the one way every check invokes it.
+
+        Differentiable when the model has a module (explanations, attacks); a graph exported
+        for a fixed batch size gets its rows in chunks of that size, the last one padded with
+        zeros and the padding cut off (``torch.cat`` keeps the gradient); a tuple output is
+        reduced to its first element. Callers set eval mode and grad mode (see
+        :func:`torch_evaluation`), since whether gradients are wanted is theirs to say.
+        """
+        size = self.static_batch
+        if not size or len(inputs) == size:
+            return self._call_once(inputs)
+        parts = []
+        for start in range(0, len(inputs), size):
+            batch = inputs[start : start + size]
+            rows = len(batch)
+            if rows < size:
+                batch = torch.cat([batch, batch.new_zeros((size - rows, *batch.shape[1:]))])
+            parts.append(self._call_once(batch)[:rows])
+        return torch.cat(parts) if parts else inputs.new_zeros((0, 1))
+
+    def _call_once(self, batch: torch.Tensor) -> torch.Tensor:
+        out = self.forward(batch.to(self.device))
+        out = out[0] if isinstance(out, (tuple, list)) else out
+        out = out if isinstance(out, torch.Tensor) else torch.from_numpy(np.asarray(out))
+        return out.reshape(out.shape[0], -1)
+
     def outputs(self, features: torch.Tensor, *, batch_size: int) -> np.ndarray:
         """Raw model outputs for every row, batched, as float64 on the CPU."""
         size = self.static_batch or batch_size
@@ -71,27 +98,20 @@ class ModelAdapter:
         with torch_evaluation(self.module):
             for start in range(0, len(features), size):
                 batch = features[start : start + size]
-                chunks.append(self._batch_outputs(batch, size))
+                chunks.append(self._batch_outputs(batch))
         return np.concatenate(chunks, axis=0) if chunks else np.zeros((0, 1))
 
-    def _batch_outputs(self, batch: torch.Tensor, size: int) -> np.ndarray:
-        rows = len(batch)
-        if self.static_batch and rows < size:
-            pad = torch.zeros((size - rows, *batch.shape[1:]), dtype=batch.dtype)
-            batch = torch.cat([batch, pad])
+    def _batch_outputs(self, batch: torch.Tensor) -> np.ndarray:
         self.forward_calls += 1
         try:
-            result = self.forward(batch.to(self.device))
+            result = self.call(batch)
         except Exception as exc:  # any failure inside a user's model is a model problem
             raise ModelError(
                 f"the model failed on a batch of shape {list(batch.shape)}: {type(exc).__name__}: "
                 f"{str(exc).splitlines()[0] if str(exc) else ''}",
                 hint="check that data.features (or the image layout) build the input it was trained on",
             ) from None
-        if isinstance(result, (tuple, list)):
-            result = result[0]
-        array = result.detach().cpu().numpy() if isinstance(result, torch.Tensor) else np.asarray(result)
-        return array[:rows].astype(np.float64)
+        return result.detach().cpu().numpy().astype(np.float64)
 
 
 @contextlib.contextmanager
