@@ -23,6 +23,7 @@ from audit.checks import robustness
 from audit.cli import main
 from audit.config import config_from_dict, load_config
 from audit.models import predictions_from_outputs
+from audit.results import Reason
 from audit.robust.wrappers import DecisionLogits
 from audit.runner import build_context, run_audit
 from tests.conftest import make_frame
@@ -351,6 +352,8 @@ def test_minimal_perturbation_attack_gives_a_median_and_a_curve(tmp_path):
     assert "measured in the audit's norm" in robust[0.1].note
     if median.value is not None:  # broken at every epsilon its perturbation fits in
         assert robust[1.0].value <= 0.5 or median.value > 1.0
+    else:  # undefined, and the code says why (the view reads the code, never the note)
+        assert median.reason == Reason.NOT_BROKEN and median.status == "undefined"
 
 
 def test_flags_fire_for_masked_gradients(tmp_path):

@@ -27,7 +27,7 @@ from audit.checks import performance
 from audit.checks.performance import binary_score_statistic
 from audit.context import AuditContext
 from audit.groups import Grouping
-from audit.results import Measurement
+from audit.results import Measurement, Reason, small_group
 
 CHECK = "fairness"
 
@@ -273,7 +273,8 @@ class _Emitter:
         for g, label in enumerate(self.grouping.labels):
             status = "insufficient" if self.small[g] else None
             note = f"insufficient: {self.sizes[g]} rows, fewer than {self.setting.min_group_size}" if status else None
-            out.append(Measurement(CHECK, "count", float(self.sizes[g]), group=label, n=int(self.sizes[g]), status=status, note=note))
+            out.append(Measurement(CHECK, "count", float(self.sizes[g]), group=label, n=int(self.sizes[g]), status=status, note=note,
+                                   reason=small_group(status)))
             out += [self._top1(name, g, label, status, note) for name in TOP1 if name in self.point]
             for t, target in enumerate(self.setting.targets):
                 for rate in self.rates:
@@ -281,17 +282,20 @@ class _Emitter:
                     params = self.setting.params(target)
                     if np.isnan(value):
                         why = f"undefined: {_rate_entries()[rate].undefined_reason}"
-                        out.append(Measurement(CHECK, rate, None, group=label, n=int(self.sizes[g]), params=params, note=why, status="undefined"))
+                        out.append(Measurement(CHECK, rate, None, group=label, n=int(self.sizes[g]), params=params, note=why, status="undefined",
+                                               reason=Reason.NO_DENOMINATOR))
                         continue
                     ci, exact = self._rate_interval(rate, (g, t), value, float(self.denominators[rate][g, t]))
-                    out.append(Measurement(CHECK, rate, value, group=label, ci=ci, n=int(self.sizes[g]), params=params, note=note or exact, status=status))
+                    out.append(Measurement(CHECK, rate, value, group=label, ci=ci, n=int(self.sizes[g]), params=params, note=note or exact, status=status,
+                                           reason=small_group(status)))
         return out
 
     def _top1(self, name: str, g: int, label: dict[str, str], status: str | None, note: str | None) -> Measurement:
         """A multiclass group's top-1 accuracy or error rate: no class, as it judges every class at once."""
         value = float(self.point[name][g])
         ci, exact = self._rate_interval(name, (g,), value, float(self.sizes[g]))
-        return Measurement(CHECK, name, value, group=label, ci=ci, n=int(self.sizes[g]), note=note or exact, status=status)
+        return Measurement(CHECK, name, value, group=label, ci=ci, n=int(self.sizes[g]), note=note or exact, status=status,
+                           reason=small_group(status))
 
     def _rate_interval(self, rate: str, index: tuple, value: float, denominator: float) -> tuple[tuple[float, float] | None, str | None]:
         """The bootstrap interval; for a rate of 0 or 1, the exact Clopper-Pearson one.
@@ -326,19 +330,21 @@ class _Emitter:
         params |= {k: _label(self.grouping.labels[v]) for k, v in extremes.items()}
         total = int(self.sizes.sum())
         if np.isnan(value):
-            note = f"undefined: {self._why_undefined(bases, t)}"
-            return Measurement(CHECK, name, None, n=total, params=params, note=note, status="undefined")
+            reason, why = self._why_undefined(bases, t)
+            return Measurement(CHECK, name, None, n=total, params=params, note=f"undefined: {why}", status="undefined",
+                               reason=reason)
         weak = [self.grouping.labels[v] for v in set(extremes.values()) if self.small[v]]
         status = "insufficient" if weak else None
         note = f"insufficient: rests on small group(s) {'; '.join(_label(w) for w in weak)}" if weak else None
-        return Measurement(CHECK, name, value, ci=self._ci(name, (t,)), n=total, params=params, note=note, status=status)
+        return Measurement(CHECK, name, value, ci=self._ci(name, (t,)), n=total, params=params, note=note, status=status,
+                           reason=small_group(status))
 
-    def _why_undefined(self, bases: tuple[str, ...], t: int) -> str:
+    def _why_undefined(self, bases: tuple[str, ...], t: int) -> tuple[Reason, str]:
         for base in bases:
             values = self.point[base][:, t]
             if np.count_nonzero(~np.isnan(values)) < 2:
-                return f"fewer than two groups of '{self.grouping.name}' have a defined {base}"
-        return f"the highest {' or '.join(bases)} is 0, so the ratio is 0/0"
+                return Reason.FEW_GROUPS, f"fewer than two groups of '{self.grouping.name}' have a defined {base}"
+        return Reason.ZERO_OVER_ZERO, f"the highest {' or '.join(bases)} is 0, so the ratio is 0/0"
 
     def _extremes(self, bases: tuple[str, ...], t: int, kind: str) -> dict[str, int]:
         """The highest and lowest group of the rate that sets this disparity.
@@ -371,13 +377,15 @@ class _Emitter:
                 n = int(self.sizes[g] + self.sizes[self.reference])
                 if np.isnan(value):
                     note = f"undefined: the rate is undefined (or zero, for a ratio) in {_label(label)} or in the reference group"
-                    out.append(Measurement(CHECK, name, None, group=label, n=n, params=params, note=note, status="undefined"))
+                    out.append(Measurement(CHECK, name, None, group=label, n=n, params=params, note=note, status="undefined",
+                                               reason=Reason.NO_DENOMINATOR))
                     continue
                 weak = self.small[g] or self.small[self.reference]
                 note = "insufficient: a group in this comparison is smaller than min_group_size" if weak else None
                 out.append(
                     Measurement(CHECK, name, value, group=label, ci=self._ci(f"vs:{name}", (g, t)), n=n,
-                                params=params, note=note, status="insufficient" if weak else None)
+                                params=params, note=note, status="insufficient" if weak else None,
+                                reason=Reason.SMALL_GROUP if weak else None)
                 )
         return out
 
@@ -407,11 +415,12 @@ def _group_scores(ctx: AuditContext, cell_codes, grouping: Grouping, sizes, sett
 def _score_measurement(metric, point, replicates, label, size, positive, setting: _Setting) -> Measurement:
     value = float(point[metric])
     if metric == "roc_auc" and (positive.min() == positive.max()):
-        return Measurement(CHECK, metric, None, group=label, n=size, note="undefined: only one class in the group", status="undefined")
+        return Measurement(CHECK, metric, None, group=label, n=size, note="undefined: only one class in the group", status="undefined",
+                           reason=Reason.ONE_CLASS)
     low, high = stats.percentile_interval(replicates[metric], setting.level) if metric in replicates else (np.nan, np.nan)
     small = size < setting.min_group_size
     return Measurement(
         CHECK, metric, value, group=label, ci=None if np.isnan(low) else (low, high), n=size,
         note=f"insufficient: {size} rows, fewer than {setting.min_group_size}" if small else None,
-        status="insufficient" if small else None,
+        status="insufficient" if small else None, reason=Reason.SMALL_GROUP if small else None,
     )

@@ -35,7 +35,7 @@ from audit.catalogue import Metric
 from audit.context import AuditContext
 from audit.errors import ConfigError
 from audit.models import predictions_from_outputs
-from audit.results import Measurement
+from audit.results import Measurement, Reason, small_group
 from audit.robust import sanity, summary, sweep
 from audit.robust.domain import build_domain, column_rules
 from audit.robust.wrappers import attack_session, decision_logits
@@ -206,7 +206,8 @@ def _curve(outcome: sweep.Outcome, setup: Setup, rng: np.random.Generator) -> li
             boot = found.get(f"boot:{metric}", np.zeros((0, len(outcome.epsilons))))[:, k]
             if np.isnan(value):
                 why = "undefined: no correctly classified points"
-                out.append(Measurement(CHECK, metric, None, n=n, params=params, note=why, status="undefined"))
+                out.append(Measurement(CHECK, metric, None, n=n, params=params, note=why, status="undefined",
+                                       reason=Reason.NOTHING_TO_ATTACK))
             else:
                 out.append(Measurement(CHECK, metric, value, ci=_ci(boot, setup.level), n=n, params=params, note=outcome.note))
     point, boot = summary.median_perturbation(outcome.distance, setup.replicates, rng)
@@ -218,20 +219,23 @@ def _median(outcome: sweep.Outcome, setup: Setup, point: float, boot: np.ndarray
     params = _params(outcome, setup)
     if np.isnan(point):
         why = "undefined: no correctly classified points"
-        return Measurement(CHECK, "median_minimal_perturbation", None, group=group, n=n, params=params, note=why, status="undefined")
+        return Measurement(CHECK, "median_minimal_perturbation", None, group=group, n=n, params=params, note=why,
+                           status="undefined", reason=Reason.NOTHING_TO_ATTACK)
     if np.isinf(point):
         note = f"more than half of the points withstand every epsilon tried (up to {outcome.epsilons[-1]:g})"
         if outcome.attack in ("CW", "DeepFool"):
             note = f"{outcome.attack} found no adversarial example for more than half of the points"
         why = f"undefined: {note}"
-        return Measurement(CHECK, "median_minimal_perturbation", None, group=group, n=n, params=params, note=why, status="undefined")
+        return Measurement(CHECK, "median_minimal_perturbation", None, group=group, n=n, params=params, note=why,
+                           status="undefined", reason=Reason.NOT_BROKEN)
     note = "the smallest adversarial perturbation the attack found per point, an upper bound on the true minimum"
     if status == "insufficient":
         note = f"insufficient: {n} points, fewer than {setup.min_group_size}"
     ci = _median_ci(boot, setup.level)
     if ci is None and boot.size:
         note += "; no interval: in many resamples more than half the points withstand every epsilon"
-    return Measurement(CHECK, "median_minimal_perturbation", point, group=group, ci=ci, n=n, params=params, note=note, status=status)
+    return Measurement(CHECK, "median_minimal_perturbation", point, group=group, ci=ci, n=n, params=params, note=note,
+                       status=status, reason=small_group(status))
 
 
 def _median_ci(replicates: np.ndarray, level: float) -> tuple[float, float] | None:
@@ -282,6 +286,7 @@ def _group_curve(outcome, setup: Setup, grouping, found) -> list[Measurement]:
             out.append(Measurement(
                 CHECK, "robust_accuracy", float(found["robust_accuracy"][g, k]), group=label, ci=_ci(boot, setup.level),
                 n=size, params=_params(outcome, setup, eps=eps), note=note, status="insufficient" if small else None,
+                reason=Reason.SMALL_GROUP if small else None,
             ))
     return out
 
@@ -306,7 +311,8 @@ def _gap(outcome, setup: Setup, grouping, value, boot, high, low, sizes) -> Meas
     total = int(np.sum(sizes))
     if np.isnan(value):
         note = "undefined: fewer than two groups have a finite median perturbation"
-        return Measurement(CHECK, "robustness_gap", None, n=total, params=params, note=note, status="undefined")
+        return Measurement(CHECK, "robustness_gap", None, n=total, params=params, note=note, status="undefined",
+                           reason=Reason.FEW_GROUPS)
     label = lambda g: ", ".join(f"{c}={v}" for c, v in grouping.labels[g].items())  # noqa: E731
     params |= {"most_fragile_group": label(low), "least_fragile_group": label(high)}
     weak = [label(g) for g in (low, high) if sizes[g] < setup.min_group_size]
@@ -314,7 +320,8 @@ def _gap(outcome, setup: Setup, grouping, value, boot, high, low, sizes) -> Meas
     if weak:
         note = f"insufficient: rests on small group(s) {'; '.join(weak)}"
     return Measurement(CHECK, "robustness_gap", value, ci=_ci(boot, setup.level) if setup.replicates else None, n=total,
-                       params=params, note=note, status="insufficient" if weak else None)
+                       params=params, note=note, status="insufficient" if weak else None,
+                       reason=Reason.SMALL_GROUP if weak else None)
 
 
 # ---------------------------------------------------------------- large epsilon and flags

@@ -262,7 +262,7 @@ def _reliance_of(column: str, name: str, values: np.ndarray, names: tuple[str, .
         together = shares(values, direct + [names.index(f) for f in top], bootstrap)
         out += [_measure("proxy_reliance", together, len(direct) + i, params=params | {"feature": f}) for i, f in enumerate(top)]
         out.append(_measure("sensitive_and_proxy_reliance", together, together.value.shape[0] - 1,
-                            params=params | {"proxies": ", ".join(top)}))
+                            params=params | {"proxies": list(top)}))
     return out
 
 

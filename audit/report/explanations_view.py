@@ -183,7 +183,7 @@ def _reliance(by_metric: dict[str, list[Measurement]], column: str, primary: str
     together = next((m for m in by_metric["sensitive_and_proxy_reliance"] if m.params.get("sensitive") == column
                      and m.params.get("method") == primary), None)
     associations = [m for m in by_metric["proxy_association"] if m.params.get("sensitive") == column]
-    proxies = together.params["proxies"].split(", ") if together else []
+    proxies = list(together.params["proxies"]) if together else []
     strength = {m.params["feature"]: m for m in associations}
     return {
         "direct": direct,

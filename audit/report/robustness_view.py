@@ -19,7 +19,7 @@ from markupsafe import Markup, escape
 from audit.catalogue import catalogue
 from audit.report import charts
 from audit.report.facts import confidence_label
-from audit.results import AuditResult, Measurement
+from audit.results import AuditResult, Measurement, Reason
 
 CHECK = "robustness"
 GROUP_EPSILONS = 5  # epsilon columns in the per-group table (the rest stay in result.json)
@@ -221,7 +221,7 @@ def _gap_sentence(found: list[Measurement], gap: Measurement, units: str) -> str
         if m.metric == "median_minimal_perturbation" and m.group and column in m.group and m.params["attack"] == gap.params["attack"]
     ]
     finite = sorted((m for m in medians if m.value is not None), key=lambda m: m.value)
-    held = [_label(m.group) for m in medians if m.value is None and m.note and "withstand" in m.note]
+    held = [_label(m.group) for m in medians if m.reason == Reason.NOT_BROKEN]
     if gap.value is None or len(finite) < 2:
         if finite and held:
             return (
