@@ -90,6 +90,25 @@ class Measurement:
 
 
 @dataclass(frozen=True)
+class Artefact:
+    """A figure beside the measurements: a heatmap, a thumbnail, an adversarial example's changes.
+
+    ``key`` is the illustrated measurement's identity (:func:`artefact_key`). Figures travel here,
+    not in measurements, so ``compare``, the gate and any logger never see display payload.
+    """
+
+    check: str
+    metric: str
+    key: str
+    data: dict[str, Any]
+
+
+def artefact_key(m: Measurement) -> str:
+    """A measurement's identity as text: its group and params, canonically ordered."""
+    return json.dumps({"group": m.group, "params": m.params}, sort_keys=True, default=_json_default)
+
+
+@dataclass(frozen=True)
 class CheckFailure:
     """A check that raised: the audit goes on, the report shows it, the exit code is 2."""
 
@@ -113,7 +132,13 @@ class AuditResult:
     gate: Any = None  # audit.gate.GateOutcome, None before judging
     thresholds: tuple[dict[str, Any], ...] = ()  # the spec's thresholds, so `gate` can re-judge
     gate_settings: dict[str, Any] = field(default_factory=dict)
+    artefacts: tuple[Artefact, ...] = ()  # figures, apart from the measurements (compare never reads them)
     schema_version: str = SCHEMA_VERSION
+
+    def artefact(self, m: Measurement) -> dict[str, Any]:
+        """The figure data illustrating ``m`` (empty if none)."""
+        key = artefact_key(m)
+        return next((a.data for a in self.artefacts if a.check == m.check and a.metric == m.metric and a.key == key), {})
 
     def select(self, check: str | None = None, metric: str | None = None) -> list[Measurement]:
         """Measurements of one check and/or metric, in the order they were measured."""
@@ -138,6 +163,7 @@ class AuditResult:
             "failures": [asdict(f) for f in self.failures],
             "warnings": list(self.warnings),
             "measurements": [m.to_dict() for m in self.measurements],
+            "artefacts": [asdict(a) for a in self.artefacts],
         }
 
     def to_json(self) -> str:
@@ -161,6 +187,7 @@ class AuditResult:
             failures=tuple(CheckFailure(**f) for f in data.get("failures", [])),
             warnings=tuple(data.get("warnings", [])),
             checks_run=tuple(data.get("checks_run", [])),
+            artefacts=tuple(Artefact(**a) for a in data.get("artefacts", [])),
             schema_version=data["schema_version"],
         )
 

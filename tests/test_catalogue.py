@@ -9,6 +9,7 @@ model card and the fairness section state the same four-fifths breaches, class b
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 
 import numpy as np
@@ -143,3 +144,21 @@ def test_multiclass_key_findings_model_card_and_section_state_the_same_breach():
     assert sentence in ethics.paragraphs
     told = " ".join(s["text"] for s in fairness_view(result)["sentences"])
     assert "For class c" in told and f"ratio of {ratio.value:.2f}" in told and "below the four-fifths" in told
+
+
+def test_figures_travel_as_artefacts_that_compare_never_reads(tmp_path):
+    """Heatmaps and examples are artefacts: identical measurements compare as unchanged whatever the figures."""
+    from audit.results import Artefact
+    from tests.test_robustness import tabular_spec
+
+    result = run_audit(load_config(tabular_spec(tmp_path, robustness_check={"examples": 2})))
+    examples = result.select("robustness", "adversarial_example")
+    assert examples and all(result.artefact(m).get("changes") is not None for m in examples)
+    assert all(not isinstance(v, (dict, list)) for m in result.measurements for v in m.params.values() if m.check == "robustness")
+    redrawn = dataclasses.replace(result, artefacts=tuple(Artefact(a.check, a.metric, a.key, {"changes": []}) for a in result.artefacts))
+    comparison = compare(result, redrawn, max_regression={})
+    assert comparison.only_baseline == comparison.only_candidate == 0
+    assert all(c.delta in (0, None) for c in comparison.changes)
+    stored = AuditResult.from_dict(json.loads(result.to_json()))
+    assert [stored.artefact(m) for m in stored.select("robustness", "adversarial_example")] == \
+        [json.loads(json.dumps(result.artefact(m))) for m in examples]

@@ -54,7 +54,7 @@ CATALOGUE = (
            describes=("most_fragile_group", "least_fragile_group")),
     Metric("large_epsilon_accuracy", "accuracy under an unbounded attack", denominator="rows attacked"),
     Metric("gradient_masking_flag", "gradient masking flag", unit="flag"),
-    Metric("adversarial_example", "size of an adversarial example's perturbation", unit="distance", describes=("image",)),
+    Metric("adversarial_example", "size of an adversarial example's perturbation", unit="distance"),
 )
 METRICS = tuple(m.name for m in CATALOGUE)
 DEFAULT_ATTACKS = {"Linf": ("FGSM", "PGD"), "L2": ("PGDL2",)}
@@ -385,8 +385,9 @@ def _examples(ctx: AuditContext, outcomes: list[sweep.Outcome], setup: Setup) ->
             outcome, setup, eps=outcome.epsilons[level] if level < len(outcome.epsilons) else None, row=int(setup.rows[position]),
             true_class=classes[int(setup.target.labels[position])], adversarial_class=classes[int(decided[i])],
         )
-        params |= _example_content(ctx, setup, int(position), adversarial[i])
-        out.append(Measurement(CHECK, "adversarial_example", float(outcome.distance[position]), n=1, params=params))
+        m = Measurement(CHECK, "adversarial_example", float(outcome.distance[position]), n=1, params=params)
+        ctx.illustrate(m, _example_content(ctx, setup, int(position), adversarial[i]))
+        out.append(m)
     return out
 
 

@@ -75,8 +75,8 @@ CATALOGUE = (
     Metric("local_attribution", "attribution of one feature in one row", unit="attribution", describes=("value",)),
     Metric("local_output", "model output for one row", unit="score", describes=("base_value", "probability")),
     Metric("attribution_map", "attribution map of one image", unit="attribution",
-           describes=("map", "image", "scale", "base_value", "output", "probability")),
-    Metric("group_attribution_map", "mean attribution map of a group", unit="attribution", describes=("map", "scale")),
+           describes=("base_value", "output", "probability")),  # the map itself is an artefact
+    Metric("group_attribution_map", "mean attribution map of a group", unit="attribution"),
 )
 METRICS = tuple(m.name for m in CATALOGUE)
 
@@ -170,7 +170,7 @@ def _groups(ctx: "AuditContext", plan: "Plan", name: str, attribution: Attributi
         figures = by_group(features, toward, codes, labels, reference, bootstrap)
         out += _group_measurements(column, name, plan, figures, minimum)
         if plan.layout.kind == "image":
-            out += _group_maps(column, name, attribution, codes, labels)
+            out += _group_maps(ctx, column, name, attribution, codes, labels)
     return out
 
 
@@ -210,16 +210,18 @@ def _with(m: Measurement, extra: dict[str, str]) -> Measurement:
     return replace(m, **extra)
 
 
-def _group_maps(column: str, name: str, attribution: Attribution, codes: np.ndarray, labels: tuple[str, ...]) -> list[Measurement]:
+def _group_maps(ctx: "AuditContext", column: str, name: str, attribution: Attribution, codes: np.ndarray,
+                labels: tuple[str, ...]) -> list[Measurement]:
     out = []
     for g, label in enumerate(labels):
         chosen = np.abs(attribution.values[codes == g])
         if chosen.shape[0] == 0:
             continue
         shape, cells, scale = compact_map(chosen.mean(axis=0))
-        out.append(Measurement(CHECK, "group_attribution_map", float(chosen.reshape(len(chosen), -1).sum(axis=1).mean()),
-                               group={column: label}, n=int(chosen.shape[0]),
-                               params={"method": name, "shape": shape, "map": cells, "scale": scale}))
+        m = Measurement(CHECK, "group_attribution_map", float(chosen.reshape(len(chosen), -1).sum(axis=1).mean()),
+                        group={column: label}, n=int(chosen.shape[0]), params={"method": name})
+        ctx.illustrate(m, {"shape": shape, "map": cells, "scale": scale})
+        out.append(m)
     return out
 
 
@@ -338,6 +340,8 @@ def _shown(value: Any) -> str:
 def _image_row(ctx: "AuditContext", one: Attribution, about: dict[str, Any]) -> Measurement:
     shape, cells, scale = compact_map(one.values[0])
     image = ctx.data.features[about["row"]].numpy()
-    params = about | {"base_value": float(one.base_values[0]), "output": float(one.outputs[0]), "shape": shape,
-                      "map": cells, "scale": scale, "image": grey_image(image, tuple(ctx.config.data.value_range))}
-    return Measurement(CHECK, "attribution_map", float(one.values[0].sum()), n=1, params=params)
+    params = about | {"base_value": float(one.base_values[0]), "output": float(one.outputs[0])}
+    m = Measurement(CHECK, "attribution_map", float(one.values[0].sum()), n=1, params=params)
+    ctx.illustrate(m, {"shape": shape, "map": cells, "scale": scale,
+                       "image": grey_image(image, tuple(ctx.config.data.value_range))})
+    return m

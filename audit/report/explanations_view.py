@@ -56,7 +56,7 @@ def explanations_view(result: AuditResult) -> dict[str, Any]:
     level = confidence_label(result)
     image = bool(by_metric["attribution_map"] or by_metric["group_attribution_map"])
     additive = bool(settings[0].params.get("additive", False))
-    groups = _groups(by_metric, primary, level, additive)
+    groups = _groups(by_metric, primary, level, additive, result.artefact)
     return {
         "measured": True,
         "failure": failed[0] if failed else None,
@@ -69,7 +69,7 @@ def explanations_view(result: AuditResult) -> dict[str, Any]:
         "sentences": _sentences(by_metric, primary, level, groups, image),
         "groups": groups,
         "trust": _trust(by_metric, [m.params["method"] for m in settings], level),
-        "local": _local_images(by_metric) if image else _waterfalls(by_metric, primary),
+        "local": _local_images(by_metric, result.artefact) if image else _waterfalls(by_metric, primary),
         "glossary": glossary(),
     }
 
@@ -124,7 +124,8 @@ def _nice(value: float) -> float:
 # ---------------------------------------------------------------- groups
 
 
-def _groups(by_metric: dict[str, list[Measurement]], primary: str, level: str, additive: bool) -> list[dict[str, Any]]:
+def _groups(by_metric: dict[str, list[Measurement]], primary: str, level: str, additive: bool,
+            figure) -> list[dict[str, Any]]:
     columns: dict[str, dict[str, Any]] = {}
     for m in by_metric["group_feature_importance"]:
         column, label = next(iter(m.group.items()))
@@ -144,7 +145,7 @@ def _groups(by_metric: dict[str, list[Measurement]], primary: str, level: str, a
             "rows": [{"feature": f, "cells": [entry["cells"][f].get(label) for label in entry["labels"]]} for f in features],
             "drivers": _drivers(by_metric, column, additive),
             "reliance": _reliance(by_metric, column, primary, level),
-            "maps": _group_maps(by_metric, column),
+            "maps": _group_maps(by_metric, column, figure),
         })
     return out
 
@@ -195,13 +196,13 @@ def _reliance(by_metric: dict[str, list[Measurement]], column: str, primary: str
     }
 
 
-def _group_maps(by_metric: dict[str, list[Measurement]], column: str) -> list[dict[str, Any]]:
+def _group_maps(by_metric: dict[str, list[Measurement]], column: str, figure) -> list[dict[str, Any]]:
     out = []
     for m in by_metric["group_attribution_map"]:
         if column in m.group:
-            shape = m.params["shape"]
+            found = figure(m)
             out.append({"label": f"{column}={m.group[column]}", "n": m.n,
-                        "png": heat_png(None, m.params["map"], shape, signed=False)})
+                        "png": heat_png(None, found["map"], found["shape"], signed=False)})
     return out
 
 
@@ -431,14 +432,15 @@ def _short(text: str, limit: int = 34) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _local_images(by_metric: dict[str, list[Measurement]]) -> list[dict[str, Any]]:
+def _local_images(by_metric: dict[str, list[Measurement]], figure) -> list[dict[str, Any]]:
+    """One entry per explained image: the image and each method's heatmap, from the result's artefacts."""
     rows: dict[int, dict[str, Any]] = {}
     for m in by_metric["attribution_map"]:
-        p = m.params
+        p, f = m.params, figure(m)
         entry = rows.setdefault(p["row"], {"row": p["row"], "title": _row_title(m), "reason": p["reason"],
-                                           "image": grey_png(p["image"], p["shape"]), "maps": []})
-        entry["maps"].append({"method": p["method"], "png": heat_png(p["image"], p["map"], p["shape"], signed=True),
-                              "scale": p["scale"]})
+                                           "image": grey_png(f["image"], f["shape"]), "maps": []})
+        entry["maps"].append({"method": p["method"], "png": heat_png(f["image"], f["map"], f["shape"], signed=True),
+                              "scale": f["scale"]})
     ordered = sorted(rows.values(), key=lambda r: (r["reason"] == "class example", r["row"]))
     return ordered
 

@@ -70,7 +70,7 @@ def robustness_view(result: AuditResult) -> dict[str, Any]:
         "headline": headline,
         "flags": [_flag(m) for m in found if m.metric == "gradient_masking_flag"],
         "large": next((m for m in found if m.metric == "large_epsilon_accuracy"), None),
-        "examples": [_example(m, units) for m in found if m.metric == "adversarial_example"],
+        "examples": [_example(m, result.artefact(m), units) for m in found if m.metric == "adversarial_example"],
     }
 
 
@@ -287,7 +287,7 @@ def _flag(m: Measurement) -> dict[str, Any]:
 # ---------------------------------------------------------------- examples
 
 
-def _example(m: Measurement, units: str) -> dict[str, Any]:
+def _example(m: Measurement, figure: dict[str, Any], units: str) -> dict[str, Any]:
     params = m.params
     eps = params.get("eps")
     caption = (
@@ -295,8 +295,8 @@ def _example(m: Measurement, units: str) -> dict[str, Any]:
         + (f" at epsilon {eps:g}" if eps is not None else "")
         + f" (perturbation {m.value:.3g} {units}, {params['norm']})."
     )
-    out: dict[str, Any] = {"caption": caption, "changes": params.get("changes"), "images": None}
-    image = params.get("image")
+    out: dict[str, Any] = {"caption": caption, "changes": figure.get("changes"), "images": None}
+    image = figure.get("image")
     if image:
         shape = image["shape"]
         out["images"] = [
