@@ -27,7 +27,7 @@ from audit.cli import main
 from audit.config import TabularData, config_from_dict, load_config
 from audit.runner import build_context
 
-RESULT_KEYS = {"check", "metric", "group", "value", "ci", "n", "params", "note", "status"}
+RESULT_KEYS = {"check", "metric", "group", "value", "ci", "n", "params", "note", "status", "reason"}
 
 CONV_FACTORY = '''
 import torch
