@@ -16,7 +16,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from audit import __version__, checks, compare, gate
+from audit import __version__, checks, compare, gate, profiles, signing, thresholds as threshold_rules
 from audit.config import (
     GateSettings,
     RegressionFile,
@@ -28,10 +28,12 @@ from audit.config import (
 )
 from audit.errors import AuditError, ConfigError
 from audit.output import prepare_output_dir, write_files
+from audit.profiles import ll144
+from audit.profiles.settings import PROFILE_NAMES
 from audit.report import comparison as comparison_report
 from audit.report import pdf as report_pdf
 from audit.report.files import gate_files, write_report
-from audit.report.facts import confidence_label
+from audit.report.facts import confidence_label, facts
 from audit.report.format import ci_text, number
 from audit.resources import bundled
 from audit.results import AuditResult, read_result
@@ -52,21 +54,29 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", type=Path, required=True, help="folder for result.json and report.html")
     run.add_argument("--quiet", action="store_true", help="print nothing on success")
     run.add_argument("--pdf", action="store_true", help="also write report.pdf (needs Chromium)")
+    run.add_argument("--profile", action="append", default=[], choices=PROFILE_NAMES,
+                     help="also write a regulatory pack: ll144 (NYC bias audit), eu_ai_act (Annex IV); repeatable")
 
     validate = commands.add_parser("validate", help="check a spec without running it")
     validate.add_argument("spec", type=Path)
+    validate.add_argument("--data", action="store_true",
+                          help="also open the data: check its columns, labels and the thresholds' group values")
 
     gate = commands.add_parser("gate", help="judge a stored result.json again, without recomputing")
     gate.add_argument("result", type=Path, help="a result.json written by `rai-audit run`")
     gate.add_argument("--thresholds", type=Path, help="YAML with 'thresholds' (and optionally 'gate'); default: the spec's")
+    gate.add_argument("--out", type=Path, help="folder for junit.xml and summary.md (default: print only; never the audit's folder)")
 
     compare = commands.add_parser("compare", help="compare two audits and gate on regressions")
     compare.add_argument("baseline", type=Path, help="result folder (or result.json) of the baseline audit")
     compare.add_argument("candidate", type=Path, help="result folder (or result.json) of the candidate audit")
     compare.add_argument("--max-regression", action="append", default=[], metavar="METRIC=AMOUNT",
-                         help="how much METRIC may get worse (repeatable)")
+                         help="how much METRIC may get worse (repeatable); METRIC may carry (param=value) and "
+                              "[column=value] as in thresholds")
     compare.add_argument("--spec", type=Path, help="YAML with max_regression (an audit spec works)")
     compare.add_argument("--decision", choices=("point", "interval"), help="default: the spec's gate.decision, else point")
+    compare.add_argument("--small-groups", choices=("exclude", "include"), default="exclude",
+                         help="judge changes in groups below min_group_size (default: list them, do not judge)")
     compare.add_argument("--out", type=Path, help="folder for compare.json, compare.md, compare.html (default: the candidate's)")
 
     commands.add_parser("schema", help="print the spec's JSON Schema (for editors)")
@@ -74,10 +84,33 @@ def build_parser() -> argparse.ArgumentParser:
     init = commands.add_parser("init", help="print a commented starter spec")
     init.add_argument("--kind", choices=STARTER_KINDS, default="tabular")
 
+    _add_regulation_commands(commands)
+
     demo = commands.add_parser("demo", help="audit the two bundled demo models offline")
     demo.add_argument("--out", type=Path, default=Path("reports/demo"))
     demo.add_argument("--quiet", action="store_true")
     return parser
+
+
+def _add_regulation_commands(commands) -> None:
+    counts = commands.add_parser("ll144", help="LL144 bias-audit tables from aggregate counts (CSV)")
+    counts.add_argument("counts", type=Path, nargs="+", help="CSV: category column(s), applicants, selected (or scored_above_median)")
+    counts.add_argument("--settings", type=Path, required=True, help="YAML with the ll144 settings (or a spec with report.ll144)")
+    counts.add_argument("--out", type=Path, required=True, help="folder for ll144.md, ll144.csv and result.json")
+    counts.add_argument("--name", default="LL144 bias audit from counts")
+
+    sign = commands.add_parser("sign", help="sign an audit folder (Ed25519 over a SHA-256 manifest)")
+    sign.add_argument("folder", type=Path)
+    sign.add_argument("--key", type=Path, required=True, help="PEM Ed25519 private key (rai-audit keygen makes one)")
+    sign.add_argument("--chain", type=Path, help="the previous signed audit folder of the same model, to link to")
+
+    verify = commands.add_parser("verify", help="verify a signed audit folder; names any changed file")
+    verify.add_argument("folder", type=Path)
+    verify.add_argument("--pub", type=Path, required=True, help="PEM Ed25519 public key")
+    verify.add_argument("--chain", type=Path, help="the previous audit folder this one must be linked to")
+
+    keygen = commands.add_parser("keygen", help="make an Ed25519 key pair for signing: PREFIX and PREFIX.pub")
+    keygen.add_argument("--out", type=Path, required=True, help="path of the private key; the public key gets .pub")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -102,13 +135,14 @@ def entry() -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    code, _ = audit_to_folder(args.spec, args.out, quiet=args.quiet, pdf=args.pdf)
+    code, _ = audit_to_folder(args.spec, args.out, quiet=args.quiet, pdf=args.pdf, profile_names=args.profile)
     return code
 
 
-def audit_to_folder(spec: Path, out: Path, *, quiet: bool, pdf: bool = False) -> tuple[int, AuditResult]:
+def audit_to_folder(spec: Path, out: Path, *, quiet: bool, pdf: bool = False,
+                    profile_names: list[str] = ()) -> tuple[int, AuditResult]:
     """Validate, check the output folder is writable, audit, then write every file at once."""
-    config = load_config(spec)
+    config = profiles.with_profiles(load_config(spec), list(profile_names))
     folder = prepare_output_dir(out)
     chromium = report_pdf.find_chromium() if pdf or config.report.pdf else None
     result = run_audit(config, command=" ".join(shlex.quote(a) for a in ["rai-audit", *sys.argv[1:]]))
@@ -128,10 +162,13 @@ def _publish_step_summary(summary: str) -> None:
 
 
 def _finish(result: AuditResult) -> int:
-    """Report check errors and failed thresholds on stderr; return the exit code."""
+    """Report check errors and failed thresholds on stderr; return the exit code (the gate's verdict)."""
     for failure in result.failures:
         print(f"check error: {failure.check}: {failure.message}", file=sys.stderr)
-    if result.failures:
+    for finding in result.findings:
+        if finding.verdict == "error":
+            print(f"gate error: {finding.threshold}: {finding.reason}", file=sys.stderr)
+    if result.failures or (result.gate is not None and result.gate.verdict == "error"):
         return EXIT_BAD_INPUT
     if result.gate is not None and not result.gate.passed:
         for finding in result.findings:
@@ -148,51 +185,79 @@ def _print_summary(result: AuditResult, folder: Path) -> None:
             if m.group is None and not m.params:
                 print(f"  {metric:<18} {number(m.value)}  {confidence_label(result)} CI {ci_text(m.ci)}")
     _print_findings(result)
-    print(f"  wrote result.json, report.html, model_card.md, junit.xml and summary.md to {folder}")
+    extra = "".join(f", {name}" for name in profiles.files(result))
+    print(f"  wrote result.json, report.html, model_card.md, junit.xml, summary.md{extra} to {folder}")
 
 
 def _print_findings(result: AuditResult) -> None:
     for finding in result.findings:
         print(f"  {finding.verdict.upper():<12} {finding.threshold}: {finding.reason}")
-    if result.gate is not None and result.findings:
-        print(f"  gate: {'PASSED' if result.gate.passed else 'FAILED'}")
+    if result.gate is not None and (result.findings or result.gate.verdict == "error"):
+        print(f"  gate: {facts(result).word}")
 
 
 def _validate(args: argparse.Namespace) -> int:
     config = load_config(args.spec)
     preflight(config)
-    print(f"{args.spec}: valid ({config.data.kind} data, {config.model.kind} model)")
+    opened = ""
+    if args.data:
+        from audit.data import load_data
+
+        data = load_data(config)
+        threshold_rules.check_against_data(config.thresholds, data.sensitive)
+        opened = f"; data opened: {len(data.sensitive):,} rows, threshold groups found"
+    print(f"{args.spec}: valid ({config.data.kind} data, {config.model.kind} model{opened})")
     return EXIT_OK
 
 
 def _gate(args: argparse.Namespace) -> int:
-    """Judge a stored result again; rewrite junit.xml and summary.md beside it."""
+    """Judge a stored result again; print, and write junit.xml and summary.md only to --out."""
+    folder = _gate_out_folder(args.out) if args.out else None
     stored = read_result(args.result)
     thresholds, settings = load_thresholds(args.thresholds) if args.thresholds else (
         [Threshold.model_validate(t) for t in stored.thresholds],
         GateSettings.model_validate(stored.gate_settings),
     )
     gate.check_metric_names(thresholds, checks.metrics())
-    findings, outcome = gate.judge(stored.measurements, thresholds, settings)
+    findings, outcome = gate.judge(stored.measurements, thresholds, settings, failures=stored.failures)
     result = dataclasses.replace(stored, findings=findings, gate=outcome)
     files = gate_files(result)
-    write_files(args.result.parent, files)
     _publish_step_summary(files["summary.md"])
     _print_findings(result)
     if not findings:
         print("no thresholds to judge")
+    if folder is not None:
+        write_files(folder, files)
+        print(f"wrote {', '.join(files)} to {folder}")
     return _finish(result)
+
+
+def _gate_out_folder(folder: Path) -> Path:
+    """`gate` never rewrites an audit's folder: its files must keep agreeing with its result.json."""
+    if (folder / "result.json").exists():
+        raise ConfigError(
+            f"--out {folder} holds an audit's result.json; rai-audit gate never rewrites an audit's folder",
+            hint="choose another folder for the re-judged junit.xml and summary.md",
+        )
+    return prepare_output_dir(folder)
 
 
 def _compare(args: argparse.Namespace) -> int:
     baseline, candidate = (read_result(_result_path(p)) for p in (args.baseline, args.candidate))
     settings = load_regressions(args.spec) if args.spec else RegressionFile()
     allowances = dict(settings.max_regression) | _allowance_flags(args.max_regression)
-    gate.check_metric_names([Threshold(metric=m, min=0.0) for m in allowances], checks.metrics(), label="max_regression")
+    scopes = [compare.allowance_scope(text) for text in allowances]
+    gate.check_metric_names(scopes, checks.metrics(), label="max_regression")
     compare.check_allowances(allowances)
     comparison = compare.compare(baseline, candidate, max_regression=allowances,
                                  decision=args.decision or settings.gate.decision,
-                                 inconclusive=settings.gate.inconclusive)
+                                 inconclusive=settings.gate.inconclusive, small_groups=args.small_groups)
+    unmatched = [text for text in allowances if text not in {c.allowance for c in comparison.changes}]
+    if unmatched:
+        raise ConfigError(
+            f"max_regression {unmatched[0]!r} matched no measurement the two audits share, so it would judge nothing",
+            hint="check the metric's params and group against result.json",
+        )
     folder = prepare_output_dir(args.out or _result_path(args.candidate).parent)
     summary = comparison_report.markdown(comparison)
     write_files(folder, {"compare.json": comparison.to_json() + "\n", "compare.md": summary,
@@ -210,13 +275,14 @@ def _result_path(path: Path) -> Path:
 def _allowance_flags(flags: list[str]) -> dict[str, float]:
     allowances = {}
     for flag in flags:
-        metric, sep, amount = flag.partition("=")
+        metric, sep, amount = flag.rpartition("=")
         try:
             value = float(amount)
         except ValueError:
             value = math.nan
         if not sep or not metric or not (math.isfinite(value) and value >= 0):
-            raise ConfigError(f"--max-regression {flag!r} must be METRIC=AMOUNT with AMOUNT >= 0, e.g. accuracy=0.01")
+            raise ConfigError(f"--max-regression {flag!r} must be METRIC=AMOUNT with AMOUNT >= 0, e.g. accuracy=0.01 "
+                              "or 'equalized_odds_difference(sensitive=age)=0.02'")
         allowances[metric.strip()] = value
     return allowances
 
@@ -240,7 +306,40 @@ def _demo(args: argparse.Namespace) -> int:
     return worst
 
 
+def _ll144_counts(args: argparse.Namespace) -> int:
+    settings = ll144.load_settings(args.settings)
+    folder = prepare_output_dir(args.out)
+    command = " ".join(shlex.quote(a) for a in ["rai-audit", *sys.argv[1:]])
+    result = ll144.audit_counts(args.counts, settings, name=args.name, command=command)
+    write_files(folder, {"result.json": result.to_json() + "\n"} | profiles.files(result))
+    print(f"wrote ll144.md, ll144.csv and result.json to {folder}")
+    return EXIT_OK
+
+
+def _sign(args: argparse.Namespace) -> int:
+    manifest = signing.sign(args.folder, args.key, previous=args.chain)
+    linked = f", chained to {args.chain}" if args.chain else ""
+    print(f"signed {len(manifest['files'])} files in {args.folder}{linked}: {signing.MANIFEST}, {signing.SIGNATURE}")
+    return EXIT_OK
+
+
+def _verify(args: argparse.Namespace) -> int:
+    outcome = signing.verify(args.folder, args.pub, previous=args.chain)
+    if outcome.ok:
+        print(f"{args.folder}: verified")
+        return EXIT_OK
+    print(f"{args.folder}: NOT verified: {signing.describe(outcome)}", file=sys.stderr)
+    return EXIT_GATE_FAILED
+
+
+def _keygen(args: argparse.Namespace) -> int:
+    private, public = signing.generate_keys(args.out)
+    print(f"wrote private key {private} (keep it secret) and public key {public}")
+    return EXIT_OK
+
+
 COMMANDS = {
     "run": _run, "validate": _validate, "gate": _gate, "compare": _compare,
     "schema": _schema, "init": _init, "demo": _demo,
+    "ll144": _ll144_counts, "sign": _sign, "verify": _verify, "keygen": _keygen,
 }

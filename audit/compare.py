@@ -5,11 +5,20 @@ Significance: each interval gives a standard error under a normal approximation,
 significant when ``|delta| > z_0.975 * sqrt(se_b^2 + se_c^2)``. Without both intervals
 significance is unknown (None).
 
-Regressions: ``max_regression: {metric: allowed}`` bounds how much a metric may get worse.
-"Worse" depends on the metric (:func:`direction`). With ``decision: point`` a worsening above
-the allowance fails; with ``decision: interval`` it fails only when also significant and is
-inconclusive otherwise; an inconclusive verdict fails the comparison when ``gate.inconclusive``
-is ``fail`` (the default), as for thresholds.
+Regressions: ``max_regression: {allowance: amount}`` bounds how much a metric may get worse.
+An allowance is written in the threshold syntax without a bound: ``accuracy``,
+``equalized_odds_difference(sensitive=age)``, ``accuracy[sex=F]``; like a threshold it judges
+the overall value, or every group where the metric has none, and the most specific allowance
+that matches a measurement applies. "Worse" depends on the metric (:func:`direction`). With
+``decision: point`` a worsening above the allowance fails; with ``decision: interval`` it fails
+only when it is also significant, and otherwise warns (judged on the point when an interval is
+missing). A value undefined in one audit is inconclusive, which fails the comparison when
+``gate.inconclusive`` is ``fail`` (the default), as for thresholds.
+
+Small groups: a measurement that rests on a group below ``min_group_size`` (status
+``insufficient``) in either audit is left out of regression verdicts and of significance by
+default (``small_groups="exclude"``); it is still listed, with its values and why it was not
+judged.
 """
 
 from __future__ import annotations
@@ -20,8 +29,12 @@ from dataclasses import asdict, dataclass
 from statistics import NormalDist
 from typing import Any
 
+from pydantic import ValidationError
+
 from audit.catalogue import catalogue
+from audit.config import Threshold
 from audit.errors import ConfigError
+from audit.gate import select
 from audit.results import AuditResult, Measurement
 
 
@@ -39,7 +52,9 @@ class Change:
     significant: bool | None
     worsening: float | None  # > 0: the candidate is worse by this much
     allowed: float | None
-    verdict: str | None  # pass / fail / inconclusive where an allowance applies
+    verdict: str | None  # pass / warn / fail / inconclusive where an allowance applies
+    allowance: str | None = None  # the allowance that applied, as written
+    note: str | None = None  # why a change was not judged, or why it only warns
 
 
 @dataclass(frozen=True)
@@ -60,7 +75,12 @@ class Comparison:
 
     @property
     def regressions(self) -> list[Change]:
-        return [c for c in self.changes if c.verdict in {"fail", "inconclusive"}]
+        return [c for c in self.changes if c.verdict in {"fail", "inconclusive", "warn"}]
+
+    @property
+    def left_out(self) -> list[Change]:
+        """Changes in groups too small to judge: listed, never judged."""
+        return [c for c in self.changes if c.note == SMALL_GROUP_NOTE]
 
 
 def direction(metric: str, params: dict[str, Any]) -> str | None:
@@ -81,12 +101,27 @@ def worsening(metric: str, params: dict[str, Any], before: float, after: float) 
     return None
 
 
+SMALL_GROUP_NOTE = "rests on a group below min_group_size: listed, not judged"
+
+
+def allowance_scope(text: str) -> Threshold:
+    """An allowance's key (``metric(param=v)[column=value]``) as the threshold it scopes like."""
+    try:
+        return Threshold.model_validate(f"{text} >= 0")
+    except ValidationError:
+        raise ConfigError(
+            f"max_regression {text!r}: write it as METRIC, METRIC(param=value) or METRIC[column=value]",
+            hint="e.g. 'equalized_odds_difference(sensitive=age)'",
+        ) from None
+
+
 def check_allowances(allowances: dict[str, float]) -> None:
     """Refuse an allowance on a metric with no better side (a count, a selection rate)."""
-    for metric in allowances:
-        if direction(metric, {}) is None:
+    for text in allowances:
+        scope = allowance_scope(text)
+        if direction(scope.metric, {}) is None and direction(scope.metric, scope.params) is None:
             raise ConfigError(
-                f"max_regression {metric!r}: this metric has no better direction, so it cannot regress",
+                f"max_regression {text!r}: this metric has no better direction, so it cannot regress",
                 hint="bound it with a threshold instead, e.g. 'selection_rate[sex=F] >= 0.2'",
             )
 
@@ -98,14 +133,15 @@ def compare(
     max_regression: dict[str, float],
     decision: str = "point",
     inconclusive: str = "fail",
+    small_groups: str = "exclude",
 ) -> Comparison:
     before = {_key(m): m for m in baseline.measurements}
     after = {_key(m): m for m in candidate.measurements}
     shared = [key for key in after if key in before]
     level = float(candidate.provenance.get("ci_level") or 0.95)
-    judged = _judged_keys(shared, after, max_regression)
+    applies = _allowances_by_key(shared, after, max_regression)
     changes = tuple(
-        _change(before[k], after[k], max_regression if k in judged else {}, decision, level) for k in shared
+        _change(before[k], after[k], applies.get(k), decision, level, small_groups) for k in shared
     )
     failing = any(c.verdict == "fail" or (c.verdict == "inconclusive" and inconclusive == "fail") for c in changes)
     return Comparison(
@@ -119,14 +155,23 @@ def compare(
     )
 
 
-def _judged_keys(keys: list[tuple], measurements: dict[tuple, Measurement], allowances: dict[str, float]) -> set[tuple]:
-    """As for thresholds: an allowance judges a metric's overall value, or each group if it has none."""
-    judged: set[tuple] = set()
-    for metric in allowances:
-        named = [k for k in keys if measurements[k].metric == metric]
-        overall = [k for k in named if measurements[k].group is None]
-        judged.update(overall or named)
-    return judged
+def _allowances_by_key(
+    keys: list[tuple], measurements: dict[tuple, Measurement], allowances: dict[str, float]
+) -> dict[tuple, tuple[str, float]]:
+    """Which allowance judges each measurement: as a threshold would select, the most specific wins."""
+    chosen: dict[tuple, tuple[str, float]] = {}
+    rank: dict[tuple, tuple[int, float]] = {}
+    shared = tuple(measurements[k] for k in keys)
+    by_identity = {id(measurements[k]): k for k in keys}
+    for text, amount in allowances.items():
+        scope = allowance_scope(text)
+        specificity = len(scope.params) + (len(scope.group) if isinstance(scope.group, dict) else 0)
+        for m in select(shared, scope):
+            key = by_identity[id(m)]
+            better = (-specificity, amount)  # more specific first, then the stricter
+            if key not in rank or better < rank[key]:
+                rank[key], chosen[key] = better, (text, amount)
+    return chosen
 
 
 def _key(m: Measurement) -> tuple:
@@ -135,26 +180,34 @@ def _key(m: Measurement) -> tuple:
     return (m.check, m.metric, json.dumps(m.group, sort_keys=True), json.dumps(params, sort_keys=True))
 
 
-def _change(b: Measurement, c: Measurement, allowances: dict[str, float], decision: str, level: float) -> Change:
+def _change(
+    b: Measurement, c: Measurement, allowance: tuple[str, float] | None, decision: str, level: float, small_groups: str
+) -> Change:
     delta = None if b.value is None or c.value is None else c.value - b.value
-    significant = _significant(delta, b.ci, c.ci, level)
+    small = small_groups == "exclude" and "insufficient" in (b.status, c.status)
+    significant = None if small else _significant(delta, b.ci, c.ci, level)
     worse = None if delta is None else worsening(c.metric, c.params, b.value, c.value)
-    allowed = allowances.get(c.metric)
-    verdict = None
-    if allowed is not None and direction(c.metric, c.params) is not None:
-        if worse is None:
-            verdict = "inconclusive"  # undefined in one of the audits
-        elif worse <= allowed + 1e-12:  # 0.80 - 0.78 is 0.020000000000000018 in floating point
-            verdict = "pass"
-        elif decision == "interval" and significant is False:
-            verdict = "inconclusive"
-        else:
-            verdict = "fail"
+    text, allowed = allowance or (None, None)
+    verdict, note = None, SMALL_GROUP_NOTE if small else None
+    if allowed is not None and not small and direction(c.metric, c.params) is not None:
+        verdict, note = _regression_verdict(worse, allowed, significant, decision)
     return Change(
         check=c.check, metric=c.metric, group=c.group, params=c.params, baseline=b.value, candidate=c.value,
         baseline_ci=b.ci, candidate_ci=c.ci, delta=delta, significant=significant, worsening=worse,
-        allowed=allowed, verdict=verdict,
+        allowed=allowed, verdict=verdict, allowance=text, note=note,
     )
+
+
+def _regression_verdict(worse: float | None, allowed: float, significant: bool | None, decision: str) -> tuple[str, str | None]:
+    if worse is None:
+        return "inconclusive", "undefined in one of the audits"
+    if worse <= allowed + 1e-12:  # 0.80 - 0.78 is 0.020000000000000018 in floating point
+        return "pass", None
+    if decision == "interval" and significant is False:
+        return "warn", "worse beyond the allowance, but not significant given both intervals"
+    if decision == "interval" and significant is None:
+        return "fail", "no intervals to judge: judged on the values"
+    return "fail", None
 
 
 def _significant(delta, ci_b, ci_c, level: float) -> bool | None:
@@ -179,6 +232,6 @@ def _mismatches(baseline: AuditResult, candidate: AuditResult, allowances, chang
             )
     if baseline.data.get("rows_used") != candidate.data.get("rows_used"):
         notes.append(f"the audits used different row counts ({baseline.data.get('rows_used')} vs {candidate.data.get('rows_used')})")
-    measured = {c.metric for c in changes}
-    notes += [f"max_regression names {metric!r}, which neither audit shares" for metric in allowances if metric not in measured]
+    used = {c.allowance for c in changes}
+    notes += [f"max_regression names {text!r}, which matched no measurement the audits share" for text in allowances if text not in used]
     return notes

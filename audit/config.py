@@ -30,6 +30,7 @@ from pydantic import (
 )
 
 from audit.errors import ConfigError
+from audit.profiles.settings import PROFILE_NAMES, EUAIActSettings, LL144Settings
 
 PACKAGE_PREFIX = "package:"
 
@@ -490,6 +491,11 @@ class ReportSettings(Strict):
         None, description="a folder of templates overriding the bundled ones (same file names)"
     )
     pdf: bool = Field(False, description="also write report.pdf through headless Chromium")
+    profiles: list[Literal[PROFILE_NAMES]] = Field(
+        default_factory=list, description="regulatory packs: ll144 (NYC bias audit), eu_ai_act (Annex IV documentation)"
+    )
+    ll144: LL144Settings | None = Field(None, description="settings of the ll144 profile")
+    eu_ai_act: EUAIActSettings = EUAIActSettings()
 
 
 class AuditConfig(Strict):

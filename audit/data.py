@@ -230,6 +230,11 @@ def _check_reference(values: pd.Series, spec: SensitiveSpec) -> None:
         )
 
 
+def bin_labels(spec: SensitiveSpec) -> list[str]:
+    """The group names of a binned sensitive column, in bin order."""
+    return list(spec.labels or [f"[{lo:g}, {hi:g})" for lo, hi in zip(spec.bins, spec.bins[1:])])
+
+
 def _binned(values: pd.Series, spec: SensitiveSpec) -> pd.Series:
     numbers = pd.to_numeric(values, errors="coerce").reset_index(drop=True)
     if numbers.isna().sum() > values.isna().sum():
@@ -237,7 +242,7 @@ def _binned(values: pd.Series, spec: SensitiveSpec) -> pd.Series:
             f"sensitive column '{spec.column}' has bins but holds non-numeric values",
             hint="remove bins for a categorical column",
         )
-    labels = spec.labels or [f"[{lo:g}, {hi:g})" for lo, hi in zip(spec.bins, spec.bins[1:])]
+    labels = bin_labels(spec)
     # right=False: edges [0, 25, 45] give [0, 25) and [25, 45), as people read age bands
     binned = pd.cut(numbers, bins=spec.bins, labels=labels, right=False).astype(object)
     outside = binned.isna() & numbers.notna()

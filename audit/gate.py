@@ -9,21 +9,37 @@ Verdicts: pass, warn, fail, inconclusive. ``point`` judges the value. ``interval
 when the whole confidence interval satisfies the bound, fails only when the whole interval
 violates it, and is otherwise inconclusive. A value that is undefined, or rests on a group
 smaller than min_group_size, is inconclusive with the reason. A violated ``level: warn``
-threshold warns instead of failing. The gate fails on any fail, and on any inconclusive when
-the spec says ``gate.inconclusive: fail`` (the default).
+threshold warns instead of failing.
+
+A threshold judges every measurement it matches: its verdict is the worst of theirs (fail if
+any fails; inconclusive only if none fails), and its reason names the measurement that decided
+it (group, class, attack, epsilon): the one with the worst verdict and, among equals, the one
+closest to (or furthest beyond) the bound. A threshold that matched nothing is an ``error``,
+never a verdict: it names the values that were measured.
+
+The gate outcome is ``error`` when a check could not run or a threshold matched nothing (exit
+2), else ``fail`` on any fail, or on any inconclusive when ``gate.inconclusive: fail`` (the
+default), else ``pass``; its ``level`` adds ``warn`` for a pass with warnings (a warn verdict,
+or an inconclusive one counted as warn), which every output shows in amber.
 """
 
 from __future__ import annotations
 
 import difflib
+import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from audit.config import GateSettings, Threshold
 from audit.errors import ConfigError
-from audit.results import Measurement
+from audit.results import CheckFailure, Measurement
 
-SEVERITY = {"pass": 0, "warn": 1, "inconclusive": 2, "fail": 3}
+SEVERITY = {"pass": 0, "warn": 1, "inconclusive": 2, "fail": 3, "error": 4}
+# params a reader needs to tell one measurement from another; the others are named only when
+# they differ between the matches (and never the ones that describe rather than identify)
+IDENTITY_PARAMS = ("class", "attack", "eps", "sensitive", "method", "feature")
+DESCRIPTIVE_PARAMS = {"highest_group", "lowest_group", "most_fragile_group", "least_fragile_group", "mean_predicted",
+                      "reference", "norm", "units"}
 
 
 @dataclass(frozen=True)
@@ -52,9 +68,21 @@ class Finding:
     verdict: str
     reason: str
     matches: tuple[Match, ...]
+    deciding: int | None = None  # index of the match that decided the verdict
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self) | {"matches": [asdict(m) for m in self.matches]}
+
+    @property
+    def decisive(self) -> Match | None:
+        """The measurement that decided the verdict (the worst), None when nothing matched."""
+        return None if self.deciding is None else self.matches[self.deciding]
+
+    @property
+    def violations(self) -> tuple[Match, ...]:
+        """Every match that failed, warned or could not be judged, worst first."""
+        bad = [m for m in self.matches if m.verdict != "pass"]
+        return tuple(sorted(bad, key=lambda m: -SEVERITY[m.verdict]))
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "Finding":
@@ -64,13 +92,31 @@ class Finding:
 
 @dataclass(frozen=True)
 class GateOutcome:
-    verdict: str  # "pass" or "fail"
+    verdict: str  # "pass", "fail" or "error" (a check could not run, a threshold matched nothing)
     counts: dict[str, int]
     inconclusive_policy: str
+    level: str = ""  # pass, warn (passed with warnings), fail or error: what the banners show
+    errors: tuple[str, ...] = ()  # why the outcome is "error"
+
+    def __post_init__(self) -> None:
+        # result.json written before levels existed: the verdict is the level
+        if not self.level:
+            object.__setattr__(self, "level", self.verdict)
+        object.__setattr__(self, "errors", tuple(self.errors))
 
     @property
     def passed(self) -> bool:
         return self.verdict == "pass"
+
+    @property
+    def headline(self) -> str:
+        """The outcome in words, the same in every output."""
+        return GATE_HEADLINES[self.level]
+
+    @property
+    def word(self) -> str:
+        """The outcome in one capitalised word or phrase, for the console and summary.md."""
+        return GATE_WORDS[self.level]
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -90,30 +136,116 @@ def check_metric_names(thresholds: list[Threshold], known: dict[str, set[str]], 
             raise ConfigError(f"{where}: unknown metric {threshold.metric!r}", hint=suggestion)
 
 
+GATE_WORDS = {"pass": "PASSED", "warn": "PASSED WITH WARNINGS", "fail": "FAILED", "error": "ERROR"}
+GATE_HEADLINES = {
+    "pass": "Gate passed", "warn": "Gate passed with warnings", "fail": "Gate failed",
+    "error": "Gate error: the audit is incomplete",
+}
+
+
 def judge(
-    measurements: tuple[Measurement, ...], thresholds: list[Threshold], settings: GateSettings
+    measurements: tuple[Measurement, ...],
+    thresholds: list[Threshold],
+    settings: GateSettings,
+    *,
+    failures: tuple[CheckFailure, ...] = (),
 ) -> tuple[tuple[Finding, ...], GateOutcome]:
     findings = tuple(_judge_one(measurements, t, t.decision or settings.decision) for t in thresholds)
+    return findings, outcome(findings, settings.inconclusive, failures)
+
+
+def outcome(findings: tuple[Finding, ...], policy: str, failures: tuple[CheckFailure, ...] = ()) -> GateOutcome:
+    """The gate over its findings: error, fail, pass with warnings or pass (module docstring)."""
     counts = {verdict: sum(f.verdict == verdict for f in findings) for verdict in SEVERITY}
-    failing = counts["fail"] > 0 or (settings.inconclusive == "fail" and counts["inconclusive"] > 0)
-    return findings, GateOutcome("fail" if failing else "pass", counts, settings.inconclusive)
+    errors = tuple(f"check {f.check} could not run: {f.message}" for f in failures)
+    errors += tuple(f"{f.threshold}: {f.reason}" for f in findings if f.verdict == "error")
+    if errors:
+        return GateOutcome("error", counts, policy, "error", errors)
+    if counts["fail"] or (policy == "fail" and counts["inconclusive"]):
+        return GateOutcome("fail", counts, policy, "fail")
+    warned = counts["warn"] or (policy == "warn" and counts["inconclusive"])
+    return GateOutcome("pass", counts, policy, "warn" if warned else "pass")
 
 
 def _judge_one(measurements: tuple[Measurement, ...], threshold: Threshold, decision: str) -> Finding:
     matched = select(measurements, threshold)
     matches = tuple(_judge_measurement(m, threshold, decision) for m in matched)
+    deciding = None
     if not matches:
-        verdict, reason = "inconclusive", "no measurement matched: the metric was not measured for this model or data"
+        verdict, reason = "error", "matched no measurement; " + measured_values(measurements, threshold)
     else:
-        worst = max(matches, key=lambda m: SEVERITY[m.verdict])
+        deciding = max(range(len(matches)), key=lambda i: _badness(matches[i], threshold, decision))
+        worst = matches[deciding]
         verdict = worst.verdict
-        where = f" for {_group_text(worst.group)}" if worst.group else ""
-        reason = worst.reason + (where if len(matches) > 1 and verdict != "pass" else "")
+        where = _identity_text(worst, threshold, matches)
+        prefix = f"worst of {len(matches)}: " if len(matches) > 1 else ""
+        reason = prefix + worst.reason + (f" for {where}" if where else "")
     return Finding(
         threshold=threshold.text, metric=threshold.metric, check=threshold.check, minimum=threshold.min,
         maximum=threshold.max, level=threshold.level, decision=decision, verdict=verdict, reason=reason,
-        matches=matches,
+        matches=matches, deciding=deciding,
     )
+
+
+def _badness(match: Match, threshold: Threshold, decision: str) -> tuple[int, float]:
+    """Larger is worse: the verdict first, then how far the value is on the wrong side of the bound."""
+    if match.value is None:
+        return SEVERITY[match.verdict], math.inf
+    low, high = match.ci if decision == "interval" and match.ci is not None else (match.value, match.value)
+    margins = [low - threshold.min] if threshold.min is not None else []
+    margins += [threshold.max - high] if threshold.max is not None else []
+    return SEVERITY[match.verdict], -min(margins)
+
+
+def _identity_text(match: Match, threshold: Threshold, matches: tuple[Match, ...]) -> str:
+    """What tells the deciding measurement apart: its group and identifying params."""
+    parts = [] if isinstance(threshold.group, dict) else [f"{k}={v}" for k, v in (match.group or {}).items()]
+    for key, value in match.params.items():
+        if key in threshold.params or key in DESCRIPTIVE_PARAMS or isinstance(value, (dict, list)):
+            continue
+        varies = len({str(m.params.get(key)) for m in matches}) > 1
+        if key in IDENTITY_PARAMS or varies:
+            parts.append(f"{key}={plain(value)}")
+    return ", ".join(parts)
+
+
+def plain(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def measured_values(measurements: tuple[Measurement, ...], threshold: Threshold) -> str:
+    """What a threshold could have matched: the measured params and groups, closest first."""
+    named = [m for m in measurements if m.metric == threshold.metric and (threshold.check is None or m.check == threshold.check)]
+    if not named:
+        return f"{threshold.metric!r} was not measured (a check that did not run, or not for this model or data)"
+    notes = []
+    for key, wanted in threshold.params.items():
+        found = sorted({plain(m.params[key]) for m in named if key in m.params and not isinstance(m.params[key], (dict, list))})
+        notes.append(_valid_text(f"param {key}", plain(wanted), found) if found else f"param {key}: not a param of this metric")
+    for column, wanted in (threshold.group or {}).items() if isinstance(threshold.group, dict) else ():
+        found = sorted({m.group[column] for m in named if m.group and column in m.group})
+        notes.append(_valid_text(f"group column {column}", wanted, found) if found else f"group column {column}: none measured")
+    if threshold.group == "each":
+        notes.append(f"{threshold.metric!r} has no per-group values" if all(m.group is None for m in named) else "")
+    return "; ".join(n for n in notes if n) or "no measurement has exactly these params and group together"
+
+
+def _valid_text(what: str, wanted: str, found: list[str]) -> str:
+    if wanted in found:
+        return ""
+    shown = ", ".join(found[:20]) + (", ..." if len(found) > 20 else "")
+    return f"{what}: {wanted!r} not measured; measured: {shown} (closest: {closest(wanted, found)})"
+
+
+def closest(wanted: Any, options: list[str]) -> str | None:
+    """The option nearest to what was written, ignoring case first (f -> F, pgd -> PGD)."""
+    text = plain(wanted)
+    same_case = [o for o in options if o.lower() == text.lower()]
+    if same_case:
+        return same_case[0]
+    lowered = {o.lower(): o for o in options}
+    close = difflib.get_close_matches(text.lower(), list(lowered), n=1, cutoff=0.0)
+    return lowered[close[0]] if close else None
 
 
 def select(measurements: tuple[Measurement, ...], threshold: Threshold) -> list[Measurement]:
@@ -136,12 +268,12 @@ def _params_match(wanted: dict[str, Any], actual: dict[str, Any]) -> bool:
     for key, value in wanted.items():
         if key not in actual:
             return False
-        if not _same(value, actual[key]):
+        if not same_value(value, actual[key]):
             return False
     return True
 
 
-def _same(wanted: Any, found: Any) -> bool:
+def same_value(wanted: Any, found: Any) -> bool:
     """Equal as numbers when both read as numbers (class=1 matches "1"), else as text."""
     try:
         wanted_number, found_number = float(wanted), float(found)
@@ -189,7 +321,3 @@ def _bound_text(threshold: Threshold) -> str:
     parts = [f">= {threshold.min:g}"] if threshold.min is not None else []
     parts += [f"<= {threshold.max:g}"] if threshold.max is not None else []
     return " and ".join(parts)
-
-
-def _group_text(group: dict[str, str] | None) -> str:
-    return ", ".join(f"{k}={v}" for k, v in (group or {}).items())

@@ -7,7 +7,7 @@ import time
 import numpy as np
 import torch
 
-from audit import checks, gate, provenance
+from audit import checks, compare, gate, profiles, provenance, thresholds
 from audit.config import AuditConfig
 from audit.context import AuditContext
 from audit.data import load_data
@@ -31,9 +31,10 @@ def run_audit(config: AuditConfig, *, command: str | None = None) -> AuditResult
     preflight(config)
     torch.manual_seed(config.seed)
     ctx = build_context(config)
+    thresholds.check_against_data(config.thresholds, ctx.data.sensitive)
     checks.prepare(ctx)
     measurements, failures, timings = _run_checks(ctx)
-    findings, outcome = gate.judge(tuple(measurements), config.thresholds, config.gate)
+    findings, outcome = gate.judge(tuple(measurements), config.thresholds, config.gate, failures=tuple(failures))
     device = str(ctx.model.device) if ctx.model else "none (predictions)"
     return AuditResult(
         name=config.name,
@@ -41,7 +42,8 @@ def run_audit(config: AuditConfig, *, command: str | None = None) -> AuditResult
         provenance=provenance.build(
             config, device=device, started=started, finished=provenance.now(), command=command
         )
-        | {"check_seconds": timings},
+        | {"check_seconds": timings}
+        | profiles.provenance(config),
         data=_jsonable(ctx.data.summary),
         model=_describe_model(ctx),
         failures=tuple(failures),
@@ -56,8 +58,11 @@ def run_audit(config: AuditConfig, *, command: str | None = None) -> AuditResult
 
 
 def preflight(config: AuditConfig) -> None:
-    """Input rules that need nothing loaded: threshold metric names, each check's own rules."""
+    """Input rules that need nothing loaded: threshold names and params, each check's own rules."""
     gate.check_metric_names(config.thresholds, checks.metrics())
+    thresholds.check_against_spec(config.thresholds, config)
+    allowances = [compare.allowance_scope(text) for text in config.max_regression]
+    gate.check_metric_names(allowances, checks.metrics(), label="max_regression")
     checks.validate(config)
 
 

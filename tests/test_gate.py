@@ -155,7 +155,8 @@ def test_level_warn_turns_a_violation_into_warn_and_does_not_fail_the_gate(decis
     findings, outcome = _judge([measurement], {"metric": "accuracy", "min": 0.8, "level": "warn"}, decision=decision)
     assert findings[0].verdict == "warn"
     assert outcome.verdict == "pass" and outcome.passed
-    assert outcome.counts == {"pass": 0, "warn": 1, "inconclusive": 0, "fail": 0}
+    assert outcome.level == "warn"  # passed with warnings (issue 10 item 7)
+    assert outcome.counts == {"pass": 0, "warn": 1, "inconclusive": 0, "fail": 0, "error": 0}
     # the same threshold at level fail does fail: the level is what made the difference
     findings, outcome = _judge([measurement], {"metric": "accuracy", "min": 0.8}, decision=decision)
     assert findings[0].verdict == "fail" and outcome.verdict == "fail"
@@ -184,11 +185,13 @@ def test_insufficient_group_is_inconclusive(value, decision):
     assert finding.reason == note
 
 
-def test_no_matching_measurement_is_inconclusive_not_measured():
-    finding = _finding([_overall(0.9)], "roc_auc >= 0.8")
-    assert finding.verdict == "inconclusive"
-    assert "not measured" in finding.reason
-    assert finding.matches == ()
+def test_no_matching_measurement_is_an_error_not_a_verdict():
+    # issue 10 item 1: a threshold that matched nothing is an error, never "inconclusive"
+    findings, outcome = _judge([_overall(0.9)], "roc_auc >= 0.8", inconclusive="pass")
+    assert findings[0].verdict == "error"
+    assert "'roc_auc' was not measured" in findings[0].reason
+    assert findings[0].matches == () and findings[0].decisive is None
+    assert outcome.verdict == "error" and outcome.level == "error" and not outcome.passed
 
 
 # ---------------------------------------------------------------- the gate outcome
@@ -196,13 +199,15 @@ def test_no_matching_measurement_is_inconclusive_not_measured():
 
 @pytest.mark.parametrize(("policy", "gate_verdict"), [("fail", "fail"), ("warn", "pass"), ("pass", "pass")])
 def test_gate_outcome_under_each_inconclusive_policy(policy, gate_verdict):
-    measurements = [_overall(0.9), _overall(0.2, metric="log_loss")]
+    undefined = _overall(None, metric="roc_auc", note="one class only", status="undefined")
+    measurements = [_overall(0.9), _overall(0.2, metric="log_loss"), undefined]
     findings, outcome = _judge(measurements, "accuracy >= 0.8", "roc_auc >= 0.8", "log_loss <= 0.5", inconclusive=policy)
     assert [f.verdict for f in findings] == ["pass", "inconclusive", "pass"]
     assert outcome.verdict == gate_verdict
     assert outcome.passed is (gate_verdict == "pass")
+    assert outcome.level == {"fail": "fail", "warn": "warn", "pass": "pass"}[policy]
     assert outcome.inconclusive_policy == policy
-    assert outcome.counts == {"pass": 2, "warn": 0, "inconclusive": 1, "fail": 0}
+    assert outcome.counts == {"pass": 2, "warn": 0, "inconclusive": 1, "fail": 0, "error": 0}
 
 
 @pytest.mark.parametrize("policy", ["fail", "warn", "pass"])
@@ -214,7 +219,8 @@ def test_any_fail_fails_the_gate_whatever_the_policy(policy):
 
 def test_the_default_policy_fails_on_inconclusive():
     assert GateSettings().inconclusive == "fail"
-    _, outcome = judge((), [Threshold.model_validate("accuracy >= 0.8")], GateSettings())
+    undefined = _overall(None, note="undefined", status="undefined")
+    _, outcome = judge((undefined,), [Threshold.model_validate("accuracy >= 0.8")], GateSettings())
     assert outcome.verdict == "fail"
 
 
@@ -519,8 +525,10 @@ def test_failing_thresholds_exit_1_and_write_every_gate_file(project, tmp_path, 
     ]
     assert result["gate"] == {
         "verdict": "fail",
-        "counts": {"pass": 1, "warn": 1, "inconclusive": 1, "fail": 1},
+        "counts": {"pass": 1, "warn": 1, "inconclusive": 1, "fail": 1, "error": 0},
         "inconclusive_policy": policy,
+        "level": "fail",
+        "errors": [],
     }
     assert result["gate_settings"]["inconclusive"] == policy
     assert len(result["thresholds"]) == 4
@@ -681,26 +689,29 @@ def _gate(result: Path, capsys, *extra: str) -> tuple[int, str, str]:
         ("gate_fairness.yaml", 1, ["pass", "fail", "inconclusive", "inconclusive"]),
     ],
 )
-def test_gate_rejudges_a_stored_result(adult_copy, capsys, no_recomputation, thresholds, expected_code, verdicts):
+def test_gate_rejudges_a_stored_result(adult_copy, tmp_path, capsys, no_recomputation, thresholds, expected_code, verdicts):
     result_path = adult_copy / "result.json"
-    before = result_path.read_bytes()
+    before = {p.name: p.read_bytes() for p in adult_copy.iterdir()}
     stored_junit = (adult_copy / "junit.xml").read_text(encoding="utf-8")
     stored_summary = (adult_copy / "summary.md").read_text(encoding="utf-8")
+    out = tmp_path / "gate"
 
-    code, stdout, stderr = _gate(result_path, capsys, "--thresholds", str(EXAMPLES / thresholds))
+    code, stdout, stderr = _gate(result_path, capsys, "--thresholds", str(EXAMPLES / thresholds), "--out", str(out))
     assert code == expected_code, stderr
-    assert result_path.read_bytes() == before
+    # the audit's folder is never rewritten (issue 10 item 3): its files still agree with each other
+    assert {p.name: p.read_bytes() for p in adult_copy.iterdir()} == before
+    assert f"wrote junit.xml, summary.md to {out}" in stdout
 
     written = yaml.safe_load((EXAMPLES / thresholds).read_text(encoding="utf-8"))["thresholds"]
     names = [Threshold.model_validate(t).text for t in written]
-    _, suite, cases = _cases(adult_copy / "junit.xml")
+    _, suite, cases = _cases(out / "junit.xml")
     assert [case.name for case in cases] == names
     failed = [case.name for case in cases if case.result and isinstance(case.result[0], Failure)]
     assert failed == [n for n, v in zip(names, verdicts) if v in {"fail", "inconclusive"}]  # inconclusive: fail
     assert suite.failures == len(failed) and suite.tests == len(names)
-    summary = (adult_copy / "summary.md").read_text(encoding="utf-8")
+    summary = (out / "summary.md").read_text(encoding="utf-8")
     assert len(_table_rows(summary)) == len(names)
-    assert (adult_copy / "junit.xml").read_text(encoding="utf-8") != stored_junit
+    assert (out / "junit.xml").read_text(encoding="utf-8") != stored_junit
     assert summary != stored_summary
     assert ("gate: PASSED" if expected_code == 0 else "gate: FAILED") in stdout
     if expected_code == 0:
@@ -710,20 +721,18 @@ def test_gate_rejudges_a_stored_result(adult_copy, capsys, no_recomputation, thr
         assert "demographic_parity_ratio(sensitive=sex) >= 0.8" in stderr.splitlines()[0]
 
 
-def test_gate_without_thresholds_uses_the_stored_ones(adult_copy, capsys, no_recomputation):
+def test_gate_without_thresholds_uses_the_stored_ones(adult_copy, tmp_path, capsys, no_recomputation):
     result_path = adult_copy / "result.json"
     stored = json.loads(result_path.read_text(encoding="utf-8"))
     assert len(stored["thresholds"]) == 3 and stored["gate_settings"]["inconclusive"] == "warn"
     run_junit = (adult_copy / "junit.xml").read_bytes()
     run_summary = (adult_copy / "summary.md").read_bytes()
-    (adult_copy / "junit.xml").unlink()
-    (adult_copy / "summary.md").unlink()
 
-    code, stdout, stderr = _gate(result_path, capsys)
+    code, stdout, stderr = _gate(result_path, capsys, "--out", str(tmp_path / "again"))
     assert code == 0, stderr
     # the same thresholds on the same measurements: the very files the run wrote
-    assert (adult_copy / "junit.xml").read_bytes() == run_junit
-    assert (adult_copy / "summary.md").read_bytes() == run_summary
+    assert (tmp_path / "again" / "junit.xml").read_bytes() == run_junit
+    assert (tmp_path / "again" / "summary.md").read_bytes() == run_summary
     for finding in stored["findings"]:
         assert f"{finding['verdict'].upper()}" in stdout and finding["threshold"] in stdout
 
@@ -741,11 +750,12 @@ def test_gate_rejudges_the_project_run(project, tmp_path, capsys, monkeypatch):
     assert _gate(out / "result.json", capsys, "--thresholds", str(project.root / "lenient.yaml"))[0] == 0
     step_summary = tmp_path / "step_summary.md"
     monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(step_summary))
-    code, _, stderr = _gate(out / "result.json", capsys, "--thresholds", str(project.root / "strict.yaml"))
+    judged = tmp_path / "judged"
+    code, _, stderr = _gate(out / "result.json", capsys, "--thresholds", str(project.root / "strict.yaml"), "--out", str(judged))
     assert code == 1
-    assert step_summary.read_text(encoding="utf-8") == (out / "summary.md").read_text(encoding="utf-8") + "\n"
+    assert step_summary.read_text(encoding="utf-8") == (judged / "summary.md").read_text(encoding="utf-8") + "\n"
     assert stderr.startswith("gate inconclusive: accuracy >= 0.49: the interval")
-    _, suite, cases = _cases(out / "junit.xml")
+    _, suite, cases = _cases(judged / "junit.xml")
     assert len(cases) == 1 and isinstance(cases[0].result[0], Failure) and cases[0].result[0].type == "inconclusive"
 
 
@@ -802,3 +812,37 @@ def test_gate_refuses_a_malformed_thresholds_file(adult_copy, tmp_path, capsys, 
     line = _one_line_error(*_gate_captured(adult_copy / "result.json", capsys, "--thresholds", str(thresholds)))
     assert needle in line
     assert (adult_copy / "junit.xml").read_bytes() == junit_before
+
+
+# ---------------------------------------------------------------- the deciding measurement (issue 10 item 2)
+
+
+@pytest.mark.parametrize(
+    ("threshold", "decision", "decisive"),
+    [
+        ("false_positive_rate <= 0.5", "point", "M"),  # 0.45 is nearest the upper bound
+        ("false_positive_rate >= 0.1", "point", "F"),  # 0.3 is nearest the lower bound
+        ("false_positive_rate <= 0.5", "interval", "F"),  # F's interval reaches 0.49, M's only 0.46
+    ],
+)
+def test_among_equal_verdicts_the_one_nearest_the_bound_decides(threshold, decision, decisive):
+    measurements = [
+        _group(0.3, {"sex": "F"}, ci=(0.11, 0.49), metric="false_positive_rate"),
+        _group(0.45, {"sex": "M"}, ci=(0.44, 0.46), metric="false_positive_rate"),
+    ]
+    finding = _finding(measurements, threshold, decision=decision)
+    assert finding.verdict == "pass"
+    assert finding.decisive.group == {"sex": decisive}
+    assert finding.reason.startswith("worst of 2: ") and finding.reason.endswith(f"for sex={decisive}")
+
+
+def test_the_reason_names_the_attack_and_epsilon_that_decided():
+    measurements = [
+        Measurement("robustness", "robust_accuracy", value, params={"attack": attack, "eps": eps, "norm": "Linf"})
+        for attack, eps, value in [("FGSM", 0.05, 0.51), ("PGD", 0.05, 0.433), ("FGSM", 0.1, 0.4), ("PGD", 0.1, 0.2)]
+    ]
+    assert _finding(measurements, "robust_accuracy(eps=0.05) >= 0.3").reason == "worst of 2: 0.433 satisfies >= 0.3 for attack=PGD"
+    finding = _finding(measurements, "robust_accuracy >= 0.3")
+    assert finding.verdict == "fail"
+    assert finding.reason == "worst of 4: 0.2 violates >= 0.3 for attack=PGD, eps=0.1"
+    assert [m.value for m in finding.violations] == [0.2]

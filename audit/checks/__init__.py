@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable
 
 from audit.checks import data, explanations, fairness, performance, robustness
+from audit.profiles import ll144
 from audit.registry import Registry
 from audit.results import Measurement
 
@@ -23,6 +24,11 @@ if TYPE_CHECKING:
     from audit.context import AuditContext
 
 CheckFunction = Callable[["AuditContext"], list[Measurement]]
+
+WANTED: dict[str, Callable] = {
+    "ll144": lambda config: "ll144" in config.report.profiles,
+}
+"""check name -> whether the spec asks for it, for checks that a report profile turns on."""
 
 
 @dataclass(frozen=True)
@@ -41,8 +47,10 @@ class CheckRecord:
 
 
 CHECKS: Registry[CheckRecord] = Registry("check", field="checks", hint="")
-for _module in (data, performance, fairness, explanations, robustness):
-    CHECKS.add(CheckRecord(_module.CHECK, _module.run, _module.CATALOGUE,
+for _module in (data, performance, fairness, explanations, robustness, ll144):
+    # a check may emit another check's metric under that check's entry (ll144's selection_rate)
+    _shared = tuple(m for m in fairness.CATALOGUE if m.name in getattr(_module, "SHARED", ()))
+    CHECKS.add(CheckRecord(_module.CHECK, _module.run, _module.CATALOGUE + _shared,
                            getattr(_module, "validate", None), getattr(_module, "prepare", None)))
 
 
@@ -83,6 +91,7 @@ def enabled(ctx: "AuditContext") -> list[str]:
     chosen = []
     for name in names():
         section = getattr(ctx.config.checks, name, None)
-        if section is None or section.enabled:
+        wanted = WANTED.get(name, lambda config: section is None or section.enabled)
+        if wanted(ctx.config):
             chosen.append(name)
     return chosen

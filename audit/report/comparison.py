@@ -42,6 +42,10 @@ def markdown(comparison: Comparison) -> str:
                 f"| {ICONS[c.verdict]} | {cell(c.metric)} | {cell(_where(c))} | {number(c.baseline)} | "
                 f"{number(c.candidate)} | {_delta(c)} | {c.allowed:g} | {_significance(c)} |"
             )
+    if comparison.left_out:
+        lines += ["", "Not judged: groups below min_group_size (listed, never judged; `--small-groups include` judges them):", ""]
+        lines += [f"- {cell(c.metric)} ({cell(_where(c))}): {number(c.baseline)} → {number(c.candidate)}"
+                  for c in comparison.left_out[:50]]
     if notable:
         lines += ["", "Other significant changes:", "", "| Check | Metric | Where | Baseline | Candidate | Change |", "|---|---|---|---|---|---|"]
         for c in notable[:50]:
@@ -56,9 +60,9 @@ def html_view(comparison: Comparison) -> dict[str, Any]:
             "check": c.check, "metric": c.metric, "where": _where(c), "baseline": number(c.baseline),
             "baseline_ci": ci_text(c.baseline_ci), "candidate": number(c.candidate), "candidate_ci": ci_text(c.candidate_ci),
             "delta": _delta(c), "significant": _significance(c), "verdict": c.verdict or "",
-            "allowed": "" if c.allowed is None else f"{c.allowed:g}",
+            "allowed": "" if c.allowed is None else f"{c.allowed:g}", "note": c.note or "",
         })
-    order = {"fail": 0, "inconclusive": 1, "pass": 2, "": 3}
+    order = {"fail": 0, "inconclusive": 1, "warn": 2, "pass": 3, "": 4}
     rows.sort(key=lambda r: (order[r["verdict"]], r["significant"] != "yes", r["check"], r["metric"]))
     return {"comparison": comparison, "rows": rows}
 

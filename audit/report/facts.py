@@ -12,16 +12,15 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from audit.gate import GATE_HEADLINES, GATE_WORDS
 from audit.results import AuditResult, Measurement
 
 FOUR_FIFTHS = 0.8
 KEY_FINDINGS = 3
 NOTHING_FOUND = ("No threshold failed, no group's selection rate fell below four-fifths of another's, "
                  "and performance shows no warning sign.")
-HEADLINES = {
-    "pass": "Gate passed", "warn": "Gate passed with warnings", "fail": "Gate failed",
-    "error": "Audit incomplete", "none": "Measured, not judged",
-}
+HEADLINES = GATE_HEADLINES | {"none": "Measured, not judged"}
+WORDS = GATE_WORDS | {"none": "NOT JUDGED"}
 
 
 @dataclass(frozen=True)
@@ -47,6 +46,7 @@ class Facts:
 
     level: str  # the gate's: pass, warn, fail, error, or none (no thresholds)
     headline: str
+    word: str  # the outcome in one capitalised word or phrase (console, summary.md)
     confidence: str  # the interval level in words, e.g. "95%"
     four_fifths: tuple[Breach, ...]
     key_findings: tuple[str, ...]
@@ -59,6 +59,7 @@ def facts(result: AuditResult) -> Facts:
     return Facts(
         level=level,
         headline=HEADLINES[level],
+        word=WORDS[level],
         confidence=confidence,
         four_fifths=breaches,
         key_findings=tuple(key_findings(result, breaches, confidence)),
@@ -77,10 +78,7 @@ def banner_level(result: AuditResult) -> str:
     outcome = result.gate
     if outcome is None or (not result.findings and outcome.verdict == "pass"):
         return "none"
-    stated = getattr(outcome, "level", "") or outcome.verdict
-    if stated == "pass" and outcome.counts.get("warn"):
-        return "warn"
-    return stated if stated in HEADLINES else ("pass" if outcome.passed else "fail")
+    return outcome.level
 
 
 def below_four_fifths(value: float | None) -> bool:

@@ -22,6 +22,7 @@ def gate_files(result: AuditResult) -> dict[str, str]:
 
 def report_files(result: AuditResult, *, templates: Path | None = None, chromium: str | None = None) -> dict[str, str | bytes]:
     """Every file of an audit folder, by name; report.pdf only when a Chromium is given."""
+    from audit import profiles
     from audit.report import html, modelcard
     from audit.report import pdf as report_pdf
 
@@ -30,7 +31,7 @@ def report_files(result: AuditResult, *, templates: Path | None = None, chromium
         "result.json": result.to_json() + "\n",
         "report.html": page,
         "model_card.md": modelcard.markdown(result),
-    } | gate_files(result)
+    } | gate_files(result) | profiles.files(result)
     if chromium:
         files["report.pdf"] = report_pdf.render(page, chromium)
     return files

@@ -11,6 +11,7 @@ from typing import Any
 
 import jinja2
 
+from audit import profiles
 from audit.catalogue import catalogue
 from audit.report import charts
 from audit.report import modelcard
@@ -87,6 +88,7 @@ def build_view(result: AuditResult) -> dict[str, Any]:
         "key_findings": facts.key_findings,
         "provenance": result.provenance,
         "glossary": glossary(facts.confidence),
+        "profiles": profiles.view(result),
     }
 
 

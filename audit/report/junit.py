@@ -1,8 +1,9 @@
 """junit.xml: one testcase per threshold, as Jenkins and GitLab read JUnit reports.
 
-fail -> <failure>; inconclusive -> <failure> when the gate fails on inconclusive, else
-<skipped>; warn -> passes with the warning in <system-out>; a check that could not run ->
-a testcase with <error>. ElementTree escapes every attribute and text; characters XML 1.0
+fail -> <failure>, its message listing every violating measurement; inconclusive ->
+<failure> when the gate fails on inconclusive, else <skipped>; warn -> passes with the warning
+in <system-out>; a threshold that matched nothing, or a check that could not run -> <error>.
+The suite's ``gate`` property holds the gate's level (pass, warn, fail, error). ElementTree escapes every attribute and text; characters XML 1.0
 cannot hold are removed first.
 """
 
@@ -25,6 +26,8 @@ def render(result: AuditResult) -> str:
     properties = ET.SubElement(suite, "properties")
     for key in ("spec_sha256", "seed", "started"):
         ET.SubElement(properties, "property", name=key, value=_clean(result.provenance.get(key, "")))
+    if result.gate is not None:
+        ET.SubElement(properties, "property", name="gate", value=result.gate.level)
     fails_on_inconclusive = (result.gate.inconclusive_policy if result.gate else "fail") == "fail"
     counts = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
     for finding in result.findings:
@@ -34,8 +37,11 @@ def render(result: AuditResult) -> str:
         )
         counts["tests"] += 1
         detail = _clean("\n".join(_match_line(m) for m in finding.matches) or finding.reason)
-        if finding.verdict == "fail" or (finding.verdict == "inconclusive" and fails_on_inconclusive):
-            element = ET.SubElement(case, "failure", type=finding.verdict, message=_clean(f"{finding.verdict}: {finding.reason}"))
+        if finding.verdict == "error":
+            ET.SubElement(case, "error", type="threshold_error", message=_clean(f"error: {finding.reason}")).text = detail
+            counts["errors"] += 1
+        elif finding.verdict == "fail" or (finding.verdict == "inconclusive" and fails_on_inconclusive):
+            element = ET.SubElement(case, "failure", type=finding.verdict, message=_clean(_failure_message(finding)))
             element.text = detail
             counts["failures"] += 1
         elif finding.verdict == "inconclusive":
@@ -54,6 +60,13 @@ def render(result: AuditResult) -> str:
     root.append(suite)
     ET.indent(root)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
+
+
+def _failure_message(finding) -> str:
+    """The verdict and reason, then every match that did not pass, so none hides behind the worst."""
+    bad = finding.violations
+    listed = "; ".join(_match_line(m) for m in bad)
+    return f"{finding.verdict}: {finding.reason}" + (f" [{len(bad)} of {len(finding.matches)}: {listed}]" if len(bad) > 1 else "")
 
 
 def _match_line(match) -> str:

@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import html
 
-from audit.gate import SEVERITY
-from audit.report.facts import confidence_label
+from audit.report.facts import confidence_label, facts
 from audit.report.format import ci_text, number
 from audit.results import AuditResult
 
-ICONS = {"pass": "✅ pass", "warn": "⚠️ warn", "fail": "❌ fail", "inconclusive": "❔ inconclusive"}
+ICONS = {"pass": "✅ pass", "warn": "⚠️ warn", "fail": "❌ fail", "inconclusive": "❔ inconclusive", "error": "⛔ error"}
 
 
 def cell(text: object) -> str:
@@ -28,7 +27,7 @@ def render(result: AuditResult) -> str:
     if result.findings:
         lines += [f"| Verdict | Threshold | Value | {confidence_label(result)} CI | Why |", "|---|---|---|---|---|"]
         for finding in result.findings:
-            worst = _worst_match(finding)
+            worst = finding.decisive
             value = number(worst.value) if worst else "-"
             interval = ci_text(worst.ci) if worst else "-"
             lines.append(
@@ -45,17 +44,12 @@ def render(result: AuditResult) -> str:
 
 
 def _headline(result: AuditResult) -> str:
-    if result.failures:
-        return f"**Audit incomplete: {len(result.failures)} check(s) could not run.**"
-    if not result.findings:
+    said, gate = facts(result), result.gate
+    if said.level == "error":
+        problems = len(gate.errors) if gate is not None else len(result.failures)
+        return f"**Gate {said.word}**: the audit is incomplete ({problems} problem(s); {len(result.failures)} check(s) could not run)."
+    if said.level == "none":
         return "**Measured, not judged:** no thresholds are set."
-    counts = result.gate.counts
+    counts = gate.counts
     summary = ", ".join(f"{counts[v]} {v}" for v in ("pass", "warn", "fail", "inconclusive") if counts.get(v))
-    verdict = "PASSED" if result.gate.passed else "FAILED"
-    return f"**Gate {verdict}** ({summary}; inconclusive counts as {result.gate.inconclusive_policy})."
-
-
-def _worst_match(finding):
-    if not finding.matches:
-        return None
-    return max(finding.matches, key=lambda m: SEVERITY[m.verdict])
+    return f"**Gate {said.word}** ({summary}; inconclusive counts as {gate.inconclusive_policy})."
