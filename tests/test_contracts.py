@@ -32,17 +32,21 @@ EXACT = {"ExactShapley", "KernelExplainer", "PermutationExplainer", "IntegratedG
 
 
 @pytest.fixture(scope="module")
-def audited(tmp_path_factory) -> AuditResult:
+def audits(tmp_path_factory) -> dict[str, AuditResult]:
+    """The small fixtures: the test project with every default check, and a hiring tool for LL144."""
     from tests.conftest import Project
+    from tests.test_ll144 import _project
 
     project = Project(tmp_path_factory.mktemp("contract"))
     checks_section = {"explanations": {"methods": ["IntegratedGradients"], "rows": 20},
                       "robustness": {"rows": 20, "epsilons": [0.1], "attacks": ["FGSM"]}}
-    return run_audit(load_config(project.spec(checks=checks_section)))
+    return {"default": run_audit(load_config(project.spec(checks=checks_section))),
+            "ll144": run_audit(load_config(_project(tmp_path_factory.mktemp("ll144"))))}
 
 
 @pytest.mark.parametrize("record", checks.records(), ids=lambda r: r.name)
-def test_every_check_emits_catalogued_measurements_that_round_trip(record, audited):
+def test_every_check_emits_catalogued_measurements_that_round_trip(record, audits):
+    audited = audits.get(record.name, audits["default"])
     assert record.catalogue, f"{record.name} catalogues no metric"
     assert record.name in audited.checks_run and not audited.failures
     emitted = audited.select(record.name)
