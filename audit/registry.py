@@ -45,7 +45,7 @@ class Registry(MutableMapping, Generic[T]):
             hint = f"did you mean '{close[0]}'? " if close else ""
             raise ConfigError(
                 f"{self.field}: unknown {self.what} {name!r}; valid {self.what}s: {', '.join(self.names())}",
-                hint=hint + self.hint,
+                hint=(hint + self.hint).strip() or None,
             ) from None
 
     def names(self) -> list[str]:
