@@ -5,10 +5,16 @@
 >>> write_report(result, "reports/adult")  # doctest: +SKIP
 """
 
-from audit.config import AuditConfig, load_config
-from audit.results import AuditResult, Measurement
-from audit.report.files import write_report
-from audit.runner import run_audit
+try:
+    from audit.config import AuditConfig, load_config
+    from audit.report.files import write_report
+    from audit.results import AuditResult, Measurement
+    from audit.runner import run_audit
+except KeyboardInterrupt:  # Ctrl-C while torch imports (the first seconds): no 35-line traceback
+    import os as _os
+
+    _os.write(2, b"interrupted\n")
+    raise SystemExit(130) from None
 
 __version__ = "0.1.0"
 

@@ -43,6 +43,8 @@ class AttackSettings:
     classes: int
     images: bool  # real 4-D images with 4+ classes: the setting AutoAttack's parts are built for
     early_exit: bool = True  # PGD: stop a point at its first adversarial iterate (see audit.robust.pgd)
+    restart: int = 0  # 0: the deterministic start; r >= 1: random start number r (seeded with seed + r)
+    start: torch.Tensor | None = None  # PGD's random start for restart r, drawn by the sweep for every point
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,7 @@ class Attack:
     gradients: bool
     minimal: bool  # finds a minimal perturbation by itself: run once, not per epsilon
     build: Callable[[torch.nn.Module, AttackSettings], object]
+    restarts: bool = False  # gains from random restarts: the sweep runs it from the clean input and from random starts
 
     def note(self, settings: AttackSettings) -> str | None:
         """What the reader must know about how this attack ran, or None."""
@@ -71,11 +74,13 @@ class Attack:
 ATTACKS: Registry[Attack] = Registry("attack", field="checks.robustness.attacks", hint="names are case-sensitive")
 
 
-def register(name: str, *, description: str, norms: tuple[str, ...], gradients: bool = True, minimal: bool = False):
+def register(
+    name: str, *, description: str, norms: tuple[str, ...], gradients: bool = True, minimal: bool = False, restarts: bool = False
+):
     """Decorator: add a builder ``(model, settings) -> torchattacks.Attack`` to the registry."""
 
     def add(build: Callable[[torch.nn.Module, AttackSettings], object]) -> Callable:
-        ATTACKS.add(Attack(name, description, norms, gradients, minimal, build))
+        ATTACKS.add(Attack(name, description, norms, gradients, minimal, build, restarts))
         return build
 
     return add
@@ -109,19 +114,19 @@ def _fgsm(model, s: AttackSettings):
     return torchattacks.FGSM(model, eps=s.eps)
 
 
-@register("PGD", description="projected gradient descent, no random start, early exit (Linf)", norms=("Linf",))
+@register("PGD", description="projected gradient descent, clean and random starts, early exit (Linf)", norms=("Linf",), restarts=True)
 def _pgd(model, s: AttackSettings):
     from audit.robust.pgd import SweepPGD
 
-    # torchattacks.PGD's steps without random start: deterministic and independent of the batch
-    return SweepPGD(model, eps=s.eps, alpha=s.step_size, steps=s.steps, early_exit=s.early_exit)
+    # torchattacks.PGD's steps from the start the sweep drew (None: the clean input); independent of the batch
+    return SweepPGD(model, eps=s.eps, alpha=s.step_size, steps=s.steps, early_exit=s.early_exit, start=s.start)
 
 
-@register("PGDL2", description="projected gradient descent, no random start (L2)", norms=("L2",))
+@register("PGDL2", description="projected gradient descent, clean and random starts (L2)", norms=("L2",), restarts=True)
 def _pgdl2(model, s: AttackSettings):
     import torchattacks
 
-    return torchattacks.PGDL2(model, eps=s.eps, alpha=s.step_size, steps=s.steps, random_start=False)
+    return torchattacks.PGDL2(model, eps=s.eps, alpha=s.step_size, steps=s.steps, random_start=s.restart > 0)
 
 
 @register("CW", description="Carlini-Wagner L2, a minimal-perturbation attack", norms=("Linf", "L2"), minimal=True)
@@ -178,13 +183,13 @@ def perturb(attack: Attack, model: torch.nn.Module, inputs: torch.Tensor, labels
     """Adversarial inputs for ``inputs`` (attack space) from one attack, seeded, on the CPU.
 
     The global random state is left as it was: attacks with a random part draw from a fork
-    seeded with ``settings.seed``, so the same seed gives the same examples.
+    seeded with ``settings.seed + settings.restart``, so the same seed gives the same examples.
     """
     built = attack.build(model, settings)
     # torchattacks 3.5.1 emits no warning on torch 2.13 for any attack here (checked with every
     # attack under warnings-as-errors in tests/test_robustness*.py), so none is filtered
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(settings.seed)
+        torch.manual_seed(settings.seed + settings.restart)
         adversarial = built(inputs, labels)
     return adversarial.detach().to("cpu")
 

@@ -16,7 +16,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from audit import __version__, checks, compare, gate, profiles, signing, thresholds as threshold_rules
+from audit import __version__, checks, compare, gate, profiles, signing, terminal, thresholds as threshold_rules
 from audit.config import (
     GateSettings,
     RegressionFile,
@@ -27,10 +27,11 @@ from audit.config import (
     load_thresholds,
 )
 from audit.errors import AuditError, ConfigError
-from audit.output import prepare_output_dir, write_files
+from audit.output import prepare_output_dir, write_audit, write_files
 from audit.profiles import ll144
 from audit.profiles.settings import PROFILE_NAMES
 from audit.report import comparison as comparison_report
+from audit.report import html
 from audit.report import pdf as report_pdf
 from audit.report.files import gate_files, write_report
 from audit.report.facts import confidence_label, facts
@@ -56,6 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--pdf", action="store_true", help="also write report.pdf (needs Chromium)")
     run.add_argument("--profile", action="append", default=[], choices=PROFILE_NAMES,
                      help="also write a regulatory pack: ll144 (NYC bias audit), eu_ai_act (Annex IV); repeatable")
+    run.add_argument("--force", action="store_true", help="replace --out even if it holds files that are not an audit's")
 
     validate = commands.add_parser("validate", help="check a spec without running it")
     validate.add_argument("spec", type=Path)
@@ -89,6 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="audit the two bundled demo models offline")
     demo.add_argument("--out", type=Path, default=Path("reports/demo"))
     demo.add_argument("--quiet", action="store_true")
+    demo.add_argument("--force", action="store_true", help="replace the output folders even if they hold other files")
     return parser
 
 
@@ -126,27 +129,33 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # a bug: still one line, with a way to see more
         if os.environ.get("RAI_AUDIT_DEBUG"):
             raise
-        print(f"internal error: {type(exc).__name__}: {exc} (set RAI_AUDIT_DEBUG=1 for details)", file=sys.stderr)
+        message = " ".join(str(exc).split())
+        message = message if len(message) <= 500 else message[:497] + "..."
+        print(f"internal error: {type(exc).__name__}: {message} (set RAI_AUDIT_DEBUG=1 for details)", file=sys.stderr)
         return EXIT_BAD_INPUT
 
 
 def entry() -> None:
+    # user text (names, group values) reaches the terminal: escape control bytes on the way out
+    sys.stdout, sys.stderr = terminal.escaping(sys.stdout), terminal.escaping(sys.stderr)
     sys.exit(main())
 
 
 def _run(args: argparse.Namespace) -> int:
-    code, _ = audit_to_folder(args.spec, args.out, quiet=args.quiet, pdf=args.pdf, profile_names=args.profile)
+    code, _ = audit_to_folder(args.spec, args.out, quiet=args.quiet, pdf=args.pdf, profile_names=args.profile,
+                              force=args.force)
     return code
 
 
 def audit_to_folder(spec: Path, out: Path, *, quiet: bool, pdf: bool = False,
-                    profile_names: list[str] = ()) -> tuple[int, AuditResult]:
-    """Validate, check the output folder is writable, audit, then write every file at once."""
+                    profile_names: list[str] = (), force: bool = False) -> tuple[int, AuditResult]:
+    """Validate, check the output folder is writable, audit, then swap the whole folder in at once."""
     config = profiles.with_profiles(load_config(spec), list(profile_names))
-    folder = prepare_output_dir(out)
+    folder = prepare_output_dir(out, force=force)
     chromium = report_pdf.find_chromium() if pdf or config.report.pdf else None
+    html.check_templates(Path(config.report.templates) if config.report.templates else None)
     result = run_audit(config, command=" ".join(shlex.quote(a) for a in ["rai-audit", *sys.argv[1:]]))
-    files = write_report(result, folder, templates=config.report.templates, chromium=chromium)
+    files = write_report(result, folder, templates=config.report.templates, chromium=chromium, force=force)
     _publish_step_summary(files["summary.md"])
     if not quiet:
         _print_summary(result, folder)
@@ -199,6 +208,7 @@ def _print_findings(result: AuditResult) -> None:
 def _validate(args: argparse.Namespace) -> int:
     config = load_config(args.spec)
     preflight(config)
+    html.check_templates(Path(config.report.templates) if config.report.templates else None)
     opened = ""
     if args.data:
         from audit.data import load_data
@@ -239,7 +249,7 @@ def _gate_out_folder(folder: Path) -> Path:
             f"--out {folder} holds an audit's result.json; rai-audit gate never rewrites an audit's folder",
             hint="choose another folder for the re-judged junit.xml and summary.md",
         )
-    return prepare_output_dir(folder)
+    return prepare_output_dir(folder, force=True)  # gate adds its two files; it never replaces the folder
 
 
 def _compare(args: argparse.Namespace) -> int:
@@ -258,7 +268,8 @@ def _compare(args: argparse.Namespace) -> int:
             f"max_regression {unmatched[0]!r} matched no measurement the two audits share, so it would judge nothing",
             hint="check the metric's params and group against result.json",
         )
-    folder = prepare_output_dir(args.out or _result_path(args.candidate).parent)
+    # compare adds its files beside an audit's; it never replaces the folder
+    folder = prepare_output_dir(args.out or _result_path(args.candidate).parent, force=True)
     summary = comparison_report.markdown(comparison)
     write_files(folder, {"compare.json": comparison.to_json() + "\n", "compare.md": summary,
                          "compare.html": comparison_report.html(comparison)})
@@ -301,7 +312,7 @@ def _demo(args: argparse.Namespace) -> int:
     examples = bundled("examples")
     worst = EXIT_OK
     for name in DEMO_SPECS:
-        code, _ = audit_to_folder(examples / name, args.out / Path(name).stem, quiet=args.quiet)
+        code, _ = audit_to_folder(examples / name, args.out / Path(name).stem, quiet=args.quiet, force=args.force)
         worst = max(worst, code)
     return worst
 
@@ -311,7 +322,7 @@ def _ll144_counts(args: argparse.Namespace) -> int:
     folder = prepare_output_dir(args.out)
     command = " ".join(shlex.quote(a) for a in ["rai-audit", *sys.argv[1:]])
     result = ll144.audit_counts(args.counts, settings, name=args.name, command=command)
-    write_files(folder, {"result.json": result.to_json() + "\n"} | profiles.files(result))
+    write_audit(folder, {"result.json": result.to_json() + "\n"} | profiles.files(result))
     print(f"wrote ll144.md, ll144.csv and result.json to {folder}")
     return EXIT_OK
 

@@ -12,6 +12,7 @@ import difflib
 import hashlib
 import importlib.metadata
 import re
+import reprlib
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
@@ -26,6 +27,7 @@ from pydantic import (
     StrictInt,
     ValidationError,
     ValidationInfo,
+    field_validator,
     model_validator,
 )
 
@@ -37,12 +39,16 @@ PACKAGE_PREFIX = "package:"
 
 def _resolve_path(value: str, info: ValidationInfo) -> str:
     """Resolve a spec path against the spec's folder and require that it exists."""
-    if value.startswith(PACKAGE_PREFIX):
-        path = _package_file(value[len(PACKAGE_PREFIX):])
-    else:
-        base = Path((info.context or {}).get("base", "."))
-        path = (base / Path(value).expanduser()).resolve()
-    if not path.exists():
+    try:
+        if value.startswith(PACKAGE_PREFIX):
+            path = _package_file(value[len(PACKAGE_PREFIX):])
+        else:
+            base = Path((info.context or {}).get("base", "."))
+            path = (base / Path(value).expanduser()).resolve()
+        exists = path.exists()
+    except (OSError, RuntimeError) as exc:  # a name too long for the file system, a symlink loop
+        raise ValueError(f"cannot use path {_short(value)}: {getattr(exc, 'strerror', None) or exc}") from None
+    if not exists:
         raise ValueError(f"file not found: {path} (fix: correct the path; it is relative to the spec file's folder)")
     return str(path)
 
@@ -61,6 +67,18 @@ def _package_file(reference: str) -> Path:
 
 
 SpecPath = Annotated[str, AfterValidator(_resolve_path)]
+
+
+def _checked_filter(value: str) -> str:
+    """Refuse a filter outside the safe grammar when the spec is read, not after loading data."""
+    from audit.errors import AuditError
+    from audit.filters import parse_filter
+
+    try:
+        parse_filter(value)
+    except AuditError as exc:
+        raise ValueError(str(exc).removeprefix(f"{exc.kind}: ")) from None
+    return value
 ClassValue = Union[int, str]
 
 
@@ -152,6 +170,14 @@ class SensitiveSpec(Strict):
     labels: list[str] | None = None
     reference: str | None = Field(None, description="reference group for disparities")
 
+    @field_validator("reference", mode="before")
+    @classmethod
+    def _reference_as_text(cls, value: Any) -> Any:
+        # group values are read as text ("1", not "1.0"): an integer column's reference may be written 1
+        if isinstance(value, int) and not isinstance(value, bool):
+            return str(value)
+        return value
+
     @model_validator(mode="after")
     def _check_bins(self) -> "SensitiveSpec":
         if self.bins is not None:
@@ -169,7 +195,7 @@ class SampleSpec(Strict):
 
     n: int | None = Field(None, gt=0)
     fraction: float | None = Field(None, gt=0, le=1)
-    seed: int | None = None
+    seed: int | None = Field(None, ge=0, le=2**32 - 1)
 
     @model_validator(mode="after")
     def _one_size(self) -> "SampleSpec":
@@ -187,7 +213,9 @@ class TabularData(Strict):
     features: list[Feature] | None = None
     features_file: SpecPath | None = Field(None, description="YAML or JSON with a 'features' list")
     sensitive: list[SensitiveSpec] = Field(default_factory=list)
-    filter: str | None = Field(None, description="pandas query, e.g. 'age >= 18 and state == \"CA\"'")
+    filter: Annotated[str, AfterValidator(_checked_filter)] | None = Field(
+        None, description="rows to keep, e.g. 'age >= 18 and state == \"CA\"' (comparisons, and/or/not, in [...], isna(column))"
+    )
     sample: SampleSpec | None = None
 
     @model_validator(mode="after")
@@ -266,6 +294,38 @@ class ModelSpec(Strict):
         return self
 
 
+# Bounds checked when the spec is read, before any work: a spec from a pull request must not
+# be able to ask for 21 GB of bootstrap replicates or a 7 TiB Integrated Gradients batch.
+MAX_BOOTSTRAP = 100_000
+MAX_GROUPS = 5_000
+MEASUREMENTS_PER_GROUP = 27  # binary: counts, rates and intervals of one group (10,000 groups gave 270,000)
+MAX_CROSSES = 64
+MAX_ROWS = 100_000
+MAX_COSTLY_ROWS = 5_000
+MAX_IG_STEPS = 1_000
+MAX_ATTACK_STEPS = 10_000
+MAX_LOCAL_IDS = 100
+
+
+def _cross_count(columns: int, setting: Any) -> int:
+    if isinstance(setting, list):
+        return len(setting)
+    if setting == "none" or columns < 2:
+        return 0
+    return columns * (columns - 1) // 2 if setting == "pairs" else 2**columns - columns - 1
+
+
+def _bounded_groups(value: int) -> int:
+    if value > MAX_GROUPS:
+        raise ValueError(
+            f"{value:,} is above the limit of {MAX_GROUPS:,}: every group adds about {MEASUREMENTS_PER_GROUP} "
+            f"measurements and its own bootstrap, so {value:,} groups would mean about "
+            f"{value * MEASUREMENTS_PER_GROUP:,} measurements and many minutes of work (fix: bin the column with "
+            "bins: [...], or audit fewer groups)"
+        )
+    return value
+
+
 class PerformanceCheck(Strict):
     enabled: bool = True
     calibration_bins: int = Field(10, ge=2, le=100)
@@ -274,10 +334,23 @@ class PerformanceCheck(Strict):
 class FairnessCheck(Strict):
     enabled: bool = True
     min_group_size: int = Field(30, ge=1, description="smaller groups are reported but marked insufficient")
+    min_denominator: int | None = Field(
+        None, ge=1,
+        description="smallest denominator of a rate (positives for TPR/FNR, negatives for FPR/TNR, predicted "
+        "positives for PPV) that can decide a disparity; default: min_group_size",
+    )
+    small_groups: Literal["exclude", "include"] = Field(
+        "exclude", description="groups below min_group_size: left out of the disparities (listed), or included"
+    )
+    missing: Literal["exclude", "group"] = Field(
+        "exclude", description="the (missing) group of a sensitive column: left out of the disparities (listed), or a group"
+    )
     intersections: Literal["none", "pairs", "all"] | list[list[str]] = Field(
         "all", description="crosses of sensitive columns: none, pairs, all, or explicit lists of columns"
     )
-    max_groups: int = Field(100, ge=2, description="refuse a sensitive column with more distinct values")
+    max_groups: Annotated[int, AfterValidator(_bounded_groups)] = Field(
+        100, ge=2, description=f"refuse a sensitive column with more distinct values (at most {MAX_GROUPS:,})"
+    )
     calibration_bins: int = Field(10, ge=2, le=100)
     group_scores: bool = Field(True, description="per-group ROC-AUC and calibration error when scores exist")
 
@@ -285,8 +358,8 @@ class FairnessCheck(Strict):
 class LocalExplanations(Strict):
     """Which rows get a local explanation (a waterfall chart, or a heatmap for images)."""
 
-    worst_errors: int = Field(3, ge=0, description="the most confidently wrong predictions")
-    least_certain: int = Field(3, ge=0, description="predictions closest to the decision boundary")
+    worst_errors: int = Field(3, ge=0, le=MAX_LOCAL_IDS, description="the most confidently wrong predictions")
+    least_certain: int = Field(3, ge=0, le=MAX_LOCAL_IDS, description="predictions closest to the decision boundary")
     ids: list[int] = Field(default_factory=list, description="row positions (after filter and sampling)")
 
 
@@ -295,10 +368,10 @@ class ExplanationsCheck(Strict):
     methods: list[str] | None = Field(
         None, description="attribution methods by name; default: chosen for the model (gradients or black box)"
     )
-    rows: int = Field(500, ge=1, description="rows explained for global and per-group importance (seeded sample)")
-    costly_rows: int = Field(100, ge=1, description="row cap for KernelSHAP, LIME and exact Shapley values")
+    rows: int = Field(500, ge=1, le=MAX_ROWS, description="rows explained for global and per-group importance (seeded sample)")
+    costly_rows: int = Field(100, ge=1, le=MAX_COSTLY_ROWS, description="row cap for KernelSHAP, LIME and exact Shapley values")
     baseline: Literal["mean", "zeros", "median"] = Field("mean", description="reference input for IG, DeepLift, SHAP")
-    steps: int = Field(50, ge=2, description="Integrated Gradients steps")
+    steps: int = Field(50, ge=2, le=MAX_IG_STEPS, description="Integrated Gradients steps")
     target: Union[Literal["predicted", "positive", "label"], StrictInt, str] = Field(
         "predicted",
         description="class explained: the predicted one, the positive class (binary), the true label, "
@@ -307,26 +380,33 @@ class ExplanationsCheck(Strict):
     local: LocalExplanations = LocalExplanations()
     trust: bool = Field(True, description="completeness, infidelity, sensitivity and agreement between methods")
     randomization_check: bool = Field(False, description="re-initialise the weights: attributions must change")
-    memory_mb: int = Field(512, ge=16, description="memory budget that sets internal batch sizes")
+    memory_mb: int = Field(512, ge=16, le=65536, description="memory budget that sets internal batch sizes")
+
+
+DEFAULT_RESTARTS = 10  # README, "robustness": chosen so the demo curves are never above torchattacks PGD runs
 
 
 class RobustnessCheck(Strict):
     enabled: bool = True
     attacks: list[str] = Field(default_factory=lambda: ["FGSM", "PGD"], min_length=1)
-    epsilons: list[float] | None = Field(
-        None, description="perturbation sizes, in input units (tabular: per-feature standard deviations)"
+    epsilons: list[Annotated[float, Field(allow_inf_nan=False)]] | None = Field(
+        None, max_length=50, description="perturbation sizes, in input units (tabular: per-feature standard deviations)"
     )
     norm: Literal["Linf", "L2"] = "Linf"
-    steps: int = Field(10, ge=1, description="iterations of iterative attacks")
+    steps: int = Field(10, ge=1, le=MAX_ATTACK_STEPS, description="iterations of iterative attacks")
     step_size: float | None = Field(None, gt=0, description="default: 2.5 * epsilon / steps")
-    rows: int = Field(500, ge=1, description="rows attacked (seeded sample)")
+    restarts: int = Field(
+        DEFAULT_RESTARTS, ge=0, le=100,
+        description="PGD random restarts after the deterministic start; a point is robust only if it survives all of them",
+    )
+    rows: int = Field(500, ge=1, le=MAX_ROWS, description="rows attacked (seeded sample)")
     immutable: list[str] = Field(
         default_factory=list, description="source columns never perturbed (sensitive columns and age always are)"
     )
     bounds: dict[str, tuple[float, float]] = Field(
         default_factory=dict, description="per-feature [low, high] in data units; default: the data's range"
     )
-    examples: int = Field(3, ge=0, description="adversarial examples shown in the report")
+    examples: int = Field(3, ge=0, le=100, description="adversarial examples shown in the report")
 
     @model_validator(mode="after")
     def _check_epsilons(self) -> "RobustnessCheck":
@@ -377,7 +457,7 @@ def parse_threshold(text: str) -> dict[str, Any]:
     match = THRESHOLD_PATTERN.match(text)
     if not match:
         raise ValueError(
-            f"cannot read threshold {text!r}; write it as 'metric >= number' or 'metric <= number', "
+            f"cannot read threshold {_short(text)}; write it as 'metric >= number' or 'metric <= number', "
             "optionally with (param=value) and [column=value], e.g. 'robust_accuracy(eps=0.05) >= 0.5'"
         )
     out: dict[str, Any] = {"metric": match["metric"], "min" if match["op"] == ">=" else "max": float(match["bound"])}
@@ -397,12 +477,16 @@ def _group_value(value: Any) -> Any:
     return str(value) if isinstance(value, (int, float)) else value
 
 
+Bound = Annotated[float, Field(allow_inf_nan=False, description="a finite number")]
+MAX_THRESHOLD_TEXT = 500
+
+
 class Threshold(Strict):
     """A bound on a measurement: ``min`` and/or ``max``, judged at level fail or warn."""
 
     metric: str
-    min: float | None = None
-    max: float | None = None
+    min: Bound | None = None
+    max: Bound | None = None
     check: str | None = Field(None, description="only measurements of this check")
     group: dict[str, Annotated[str, BeforeValidator(_group_value)]] | Literal["each"] | None = Field(
         None, description="one group ({column: value}), 'each' for every group; default: the overall value"
@@ -415,6 +499,8 @@ class Threshold(Strict):
     @model_validator(mode="before")
     @classmethod
     def _from_text(cls, value: Any) -> Any:
+        if isinstance(value, str) and len(value) > MAX_THRESHOLD_TEXT:
+            raise ValueError(f"threshold text is {len(value):,} characters long; write one under {MAX_THRESHOLD_TEXT}")
         return parse_threshold(value) if isinstance(value, str) else value
 
     @model_validator(mode="after")
@@ -458,7 +544,7 @@ class GateSettings(Strict):
 
 
 class Statistics(Strict):
-    bootstrap: int = Field(1000, ge=0, description="bootstrap replicates for intervals; 0 for none")
+    bootstrap: int = Field(1000, ge=0, le=MAX_BOOTSTRAP, description="bootstrap replicates for intervals; 0 for none")
     ci_level: float = Field(0.95, gt=0, lt=1)
 
 
@@ -504,7 +590,7 @@ class AuditConfig(Strict):
     version: Literal[1] = 1
     name: str
     description: str | None = None
-    seed: int = 0
+    seed: int = Field(0, ge=0, le=2**32 - 1, description="seeds sampling, bootstrap and attacks (0 to 2**32-1)")
     data: DataSpec
     model: ModelSpec
     checks: Checks = Checks()
@@ -533,6 +619,12 @@ class AuditConfig(Strict):
     def _check_intersections(self) -> "AuditConfig":
         declared = [s.column for s in self.data.sensitive]
         crosses = self.checks.fairness.intersections
+        count = _cross_count(len(declared), crosses)
+        if count > MAX_CROSSES:
+            raise ValueError(
+                f"checks.fairness.intersections: {crosses!r} over {len(declared)} sensitive columns makes {count:,} "
+                f"crosses, more than {MAX_CROSSES} (fix: use 'pairs' or list the crosses you need)"
+            )
         for cross in crosses if isinstance(crosses, list) else []:
             unknown = [c for c in cross if c not in declared]
             if unknown or len(set(cross)) < 2:
@@ -540,6 +632,12 @@ class AuditConfig(Strict):
                     f"checks.fairness.intersections: {cross} must name two or more distinct sensitive "
                     f"columns; declared: {declared}"
                 )
+        return self
+
+    @model_validator(mode="after")
+    def _check_local_ids(self) -> "AuditConfig":
+        if len(self.checks.explanations.local.ids) > MAX_LOCAL_IDS:
+            raise ValueError(f"checks.explanations.local.ids lists more than {MAX_LOCAL_IDS} rows (fix: pick a few rows)")
         return self
 
     @property
@@ -577,20 +675,105 @@ def load_config(path: str | Path) -> AuditConfig:
     return config
 
 
+MAX_YAML_NODES = 100_000  # a spec is a few hundred nodes; an alias bomb expands to billions
+MAX_YAML_DEPTH = 64
+
+
 def parse_yaml(text: str, path: Path) -> dict[str, Any]:
+    """Parse one YAML document; refuse duplicate keys, alias bombs and absurd nesting."""
     try:
-        raw = yaml.safe_load(text)
+        raw = _load_yaml(text, path)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or "invalid YAML"
         raise ConfigError(f"{path}: malformed YAML{where}: {problem}", hint="fix the YAML syntax") from None
+    except ValueError as exc:  # e.g. an integer of more than 4,300 digits
+        raise ConfigError(f"{path}: a value cannot be read: {str(exc)[:200]}", hint="write a shorter number") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: the YAML is nested too deeply to read", hint=f"keep nesting under {MAX_YAML_DEPTH} levels") from None
     if not isinstance(raw, dict):
         raise ConfigError(
             f"{path}: the spec must be a mapping of keys (name, data, model, ...); found {type(raw).__name__}",
             hint="start from `rai-audit init`",
         )
     return raw
+
+
+class _SpecLoader(yaml.SafeLoader):
+    """SafeLoader that refuses a key given twice in one mapping (otherwise the later silently wins)."""
+
+    source: Path = Path("spec")
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, Any] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if isinstance(key, (str, int, float, bool)) and key in seen:
+                raise ConfigError(
+                    f"{self.source}: duplicate key '{_short_key(key)}' at line {key_node.start_mark.line + 1} "
+                    f"(first given at line {seen[key] + 1}); the later one would silently win",
+                    hint="keep one of them",
+                )
+            if isinstance(key, (str, int, float, bool)):
+                seen[key] = key_node.start_mark.line
+        return super().construct_mapping(node, deep=deep)
+
+
+def _short_key(key: Any) -> str:
+    text = str(key)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _load_yaml(text: str, path: Path) -> Any:
+    loader = _SpecLoader(text)
+    loader.source = path
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        _check_size(node, path)
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
+
+
+def _check_size(root: yaml.Node, path: Path) -> None:
+    """Refuse before constructing anything: count nodes as aliases expand them, without expanding."""
+    sizes: dict[int, int] = {}
+    depths: dict[int, int] = {}
+    open_nodes: set[int] = set()
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, children_done = stack.pop()
+        if id(node) in sizes:
+            continue
+        children = _children(node)
+        if not children_done and children:
+            if id(node) in open_nodes:
+                raise ConfigError(f"{path}: the YAML refers to itself through an alias", hint="remove the recursive alias")
+            open_nodes.add(id(node))
+            stack.append((node, True))
+            stack.extend((child, False) for child in children if id(child) not in sizes)
+            continue
+        sizes[id(node)] = 1 + sum(sizes.get(id(c), 0) for c in children)
+        depths[id(node)] = 1 + max((depths.get(id(c), 0) for c in children), default=0)
+        if sizes[id(node)] > MAX_YAML_NODES:
+            raise ConfigError(
+                f"{path}: the YAML expands to more than {MAX_YAML_NODES:,} values (anchors and aliases repeat "
+                "content); a spec is far smaller",
+                hint="remove the repeated aliases",
+            )
+        if depths[id(node)] > MAX_YAML_DEPTH:
+            raise ConfigError(f"{path}: the YAML is nested more than {MAX_YAML_DEPTH} levels deep", hint="flatten it")
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.MappingNode):
+        return [part for pair in node.value for part in pair]
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    return []
 
 
 def config_from_dict(raw: dict[str, Any], *, base: Path) -> AuditConfig:
@@ -602,7 +785,11 @@ def config_from_dict(raw: dict[str, Any], *, base: Path) -> AuditConfig:
 
 def load_features_file(path: Path) -> list[NumericFeature | CategoricalFeature]:
     """Read the preprocessing shipped beside a model (YAML or JSON, a 'features' list)."""
-    raw = parse_yaml(path.read_text(encoding="utf-8"), path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read features file {path}: {getattr(exc, 'strerror', None) or exc}") from None
+    raw = parse_yaml(text, path)
     try:
         return list(FeaturesFile.model_validate(raw).features)
     except ValidationError as exc:
@@ -651,7 +838,7 @@ def describe_validation_error(exc: ValidationError, raw: Any, root: type[BaseMod
     # a misspelt key also makes the real key "missing": report the unknown key, the cause
     errors = sorted(exc.errors(include_url=False), key=lambda e: e["type"] != "extra_forbidden")
     first = errors[0]
-    loc = [part for part in first["loc"] if not _is_union_tag(part)]
+    loc = _key_path(first["loc"], raw)
     path = _dotted(loc) or "(top level)"
     kind = first["type"]
     if kind == "extra_forbidden":
@@ -670,6 +857,29 @@ def describe_validation_error(exc: ValidationError, raw: Any, root: type[BaseMod
     if len(errors) > 1:
         text += f" [and {len(errors) - 1} more problem(s); run `rai-audit validate` after fixing this one]"
     return text
+
+
+def _key_path(loc: tuple[Any, ...], raw: Any) -> list[Any]:
+    """Pydantic's error location without the union tags it inserts, read against the raw data.
+
+    A part is a key when the raw data has it there, so a key that happens to be called
+    ``numeric`` or ``tabular`` (a mistake the user must be told about) is never taken for the
+    tag of a union member; a part the data lack (a missing or misplaced key) is kept too,
+    unless it is a tag.
+    """
+    out: list[Any] = []
+    node = raw
+    for part in loc:
+        if isinstance(part, int):
+            out.append(part)
+            node = node[part] if isinstance(node, list) and 0 <= part < len(node) else None
+        elif isinstance(node, dict) and part in node:
+            out.append(part)
+            node = node[part]
+        elif not _is_union_tag(part):
+            out.append(part)
+            node = None
+    return out
 
 
 def _is_union_tag(part: Any) -> bool:
@@ -722,8 +932,14 @@ def _flatten(annotation: Any) -> list[Any]:
 
 
 def _short(value: Any) -> str:
-    text = repr(value)
+    # reprlib cuts while it writes: repr() of a huge input would build all of it first
+    text = _SHORT_REPR.repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
+
+
+_SHORT_REPR = reprlib.Repr()
+_SHORT_REPR.maxlevel, _SHORT_REPR.maxstring, _SHORT_REPR.maxother = 2, 60, 60
+_SHORT_REPR.maxlist = _SHORT_REPR.maxdict = _SHORT_REPR.maxtuple = _SHORT_REPR.maxset = 4
 
 
 def json_schema() -> dict[str, Any]:

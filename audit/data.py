@@ -8,6 +8,7 @@ encoded feature tensor and, per encoded column, the source column it came from.
 from __future__ import annotations
 
 import difflib
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +28,7 @@ from audit.config import (
 )
 from audit.context import AuditData, EncodedColumn
 from audit.errors import ConfigError, DataError
+from audit.filters import apply_filter
 
 MISSING_GROUP = "(missing)"
 OUTSIDE_BINS = "(outside bins)"
@@ -46,6 +48,8 @@ def load_data(config: AuditConfig) -> AuditData:
 def _load_tabular(spec: TabularData, config: AuditConfig) -> AuditData:
     frame = read_table(spec)
     rows_read = len(frame)
+    if rows_read == 0:
+        raise DataError(f"{Path(spec.path).name} has no data rows (a header at most)", hint="point data.path at a file with rows")
     frame = _apply_filter(frame, spec.filter)
     rows_filtered = len(frame)
     frame = _sample(frame, spec.sample, config.seed).reset_index(drop=True)
@@ -118,16 +122,14 @@ def read_table(spec: TabularData) -> pd.DataFrame:
 def _apply_filter(frame: pd.DataFrame, expression: str | None) -> pd.DataFrame:
     if not expression:
         return frame
-    try:
-        kept = frame.query(expression, engine="python")
-    except Exception as exc:  # pandas raises many types for a bad expression
-        raise DataError(
-            f"data.filter {expression!r} failed: {type(exc).__name__}: {exc}",
-            hint="write a pandas query over the data's columns, e.g. 'age >= 18 and sex == \"F\"'",
-        ) from None
+    kept = apply_filter(frame, expression)
     if len(kept) == 0:
-        raise DataError(f"data.filter {expression!r} keeps no rows", hint="loosen the filter")
+        raise DataError(f"data.filter {_short_text(expression)!r} keeps no rows", hint="loosen the filter")
     return kept
+
+
+def _short_text(text: str, limit: int = 80) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _sample(frame: pd.DataFrame, sample: SampleSpec | None, seed: int) -> pd.DataFrame:
@@ -325,6 +327,8 @@ def _categorical(values: pd.Series, feature: CategoricalFeature) -> tuple[np.nda
 
 def _load_images(spec: ImageData, seed: int, max_groups: int) -> AuditData:
     images, raw_labels = _read_arrays(spec)
+    if images.size == 0 or len(images) == 0:
+        raise DataError(f"{Path(spec.path).name} holds no images (array shape {list(images.shape)})", hint="point data.path at the evaluation images")
     images = _to_nchw(images, spec.layout)
     if len(images) != len(raw_labels):
         raise DataError(f"{len(images)} images but {len(raw_labels)} labels", hint="give one label per image")
@@ -358,7 +362,8 @@ def _read_arrays(spec: ImageData) -> tuple[np.ndarray, np.ndarray]:
     path = Path(spec.path)
     try:
         if path.suffix.lower() == ".npz":
-            with np.load(path, allow_pickle=False) as archive:
+            # our own handle: np.load leaves its file open when the archive is truncated
+            with open(path, "rb") as handle, np.load(handle, allow_pickle=False) as archive:
                 for key in (spec.images_key, spec.labels_key):
                     if key not in archive.files:
                         raise DataError(
@@ -371,6 +376,11 @@ def _read_arrays(spec: ImageData) -> tuple[np.ndarray, np.ndarray]:
         return np.load(path, allow_pickle=False), np.load(spec.labels_path, allow_pickle=False)
     except ValueError as exc:  # object arrays need pickle, which we never allow for data
         raise DataError(f"cannot read {path.name}: {exc}", hint="save plain numeric arrays") from None
+    except (zipfile.BadZipFile, EOFError, OSError) as exc:  # a truncated or corrupted file
+        raise DataError(
+            f"cannot read {path.name}: the file is truncated or corrupted ({type(exc).__name__}: {str(exc)[:120]})",
+            hint="copy or save the arrays again (numpy.savez)",
+        ) from None
 
 
 def _to_nchw(images: np.ndarray, layout: str) -> np.ndarray:

@@ -15,6 +15,9 @@ Every error carries a ``hint`` saying how to fix it; ``str(error)`` is the one l
 from __future__ import annotations
 
 
+MAX_LINE = 2000
+
+
 class AuditError(Exception):
     """Base of every error caused by the user's input rather than by a bug."""
 
@@ -29,7 +32,9 @@ class AuditError(Exception):
         text = f"{self.kind}: {self.message}"
         if self.hint:
             text += f" (fix: {self.hint})"
-        return " ".join(text.split())
+        text = " ".join(text.split())
+        # one readable line even when a message quotes a huge input
+        return text if len(text) <= MAX_LINE else text[: MAX_LINE - 3] + "..."
 
 
 class ConfigError(AuditError):

@@ -13,7 +13,9 @@ import importlib
 import importlib.util
 import pickle
 import sys
+import traceback
 import warnings
+import zipfile
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -87,8 +89,16 @@ class ModelAdapter:
 
     def _call_once(self, batch: torch.Tensor) -> torch.Tensor:
         out = self.forward(batch.to(self.device))
-        out = out[0] if isinstance(out, (tuple, list)) else out
-        out = out if isinstance(out, torch.Tensor) else torch.from_numpy(np.asarray(out))
+        if isinstance(out, (tuple, list)) and out:
+            out = out[0]
+        if not isinstance(out, torch.Tensor):
+            out = torch.from_numpy(_output_array(out))
+        if out.dim() == 0 or out.shape[0] != len(batch):
+            found = "a single number" if out.dim() == 0 else f"{out.shape[0]} rows"
+            raise ModelError(
+                f"the model returned {found} for a batch of {len(batch)} inputs; it must return one row per input",
+                hint="make forward() return a tensor of shape (batch, outputs)",
+            )
         return out.reshape(out.shape[0], -1)
 
     def outputs(self, features: torch.Tensor, *, batch_size: int) -> np.ndarray:
@@ -105,6 +115,8 @@ class ModelAdapter:
         self.forward_calls += 1
         try:
             result = self.call(batch)
+        except ModelError:
+            raise
         except Exception as exc:  # any failure inside a user's model is a model problem
             raise ModelError(
                 f"the model failed on a batch of shape {list(batch.shape)}: {type(exc).__name__}: "
@@ -112,6 +124,17 @@ class ModelAdapter:
                 hint="check that data.features (or the image layout) build the input it was trained on",
             ) from None
         return result.detach().cpu().numpy().astype(np.float64)
+
+
+def _output_array(result: Any) -> np.ndarray:
+    if isinstance(result, torch.Tensor):
+        return result.detach().cpu().numpy()
+    if isinstance(result, np.ndarray) and np.issubdtype(result.dtype, np.number):
+        return result
+    raise ModelError(
+        f"the model returned {type(result).__name__}, not a tensor of outputs",
+        hint="make forward() return a tensor of shape (batch, outputs), e.g. the logits of a dict output",
+    )
 
 
 @contextlib.contextmanager
@@ -163,6 +186,7 @@ def _adapter_for_module(kind: str, module: torch.nn.Module, device: torch.device
 
 
 def _load_torchscript(spec: ModelSpec, path: Path, device: torch.device, base: Path) -> ModelAdapter:
+    check_archive(path, expected="torchscript")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", (DeprecationWarning, FutureWarning))
@@ -176,6 +200,8 @@ def _load_torchscript(spec: ModelSpec, path: Path, device: torch.device, base: P
 
 
 def _load_export(spec: ModelSpec, path: Path, device: torch.device, base: Path) -> ModelAdapter:
+    # torch.export.load logs a traceback to stderr for a foreign file: recognise it first
+    check_archive(path, expected="export")
     try:
         program = torch.export.load(str(path))
     except Exception as exc:  # torch.export raises several types for a foreign file
@@ -218,6 +244,8 @@ def _load_state_dict(spec: ModelSpec, path: Path, device: torch.device, base: Pa
 
 def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     """Tensors only: safetensors, or torch.load with weights_only so no code runs."""
+    if path.suffix != ".safetensors" and zipfile.is_zipfile(path):
+        check_archive(path, expected="state_dict")
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file
 
@@ -254,6 +282,8 @@ def build_from_factory(reference: str, arguments: dict[str, Any], base: Path) ->
         built = factory(**arguments)
     except TypeError as exc:
         raise ModelError(f"factory {reference} failed: {exc}", hint="check model.factory_args") from None
+    except Exception as exc:  # the user's code can raise anything
+        raise factory_error(f"the factory {reference} raised", exc, hint="fix the factory or model.factory_args") from None
     if not isinstance(built, torch.nn.Module):
         raise ModelError(f"factory {reference} returned {type(built).__name__}, not a torch.nn.Module")
     return built
@@ -268,22 +298,42 @@ def _import_factory_module(target: str, base: Path) -> Any:
         spec = importlib.util.spec_from_file_location(name, file)
         module = importlib.util.module_from_spec(spec)
         sys.modules[name] = module  # dataclasses and pickling look the module up by name
-        spec.loader.exec_module(module)
+        try:
+            spec.loader.exec_module(module)
+        except Exception as exc:  # a syntax error, a failing import, anything at module level
+            sys.modules.pop(name, None)
+            raise factory_error(f"the factory file {target} failed to load with", exc, hint="fix the factory file") from None
         return module
     sys.path.insert(0, str(base))
     try:
         return importlib.import_module(target)
-    except ImportError:
+    except ModuleNotFoundError as exc:
+        if exc.name != target.partition(".")[0] and exc.name != target:
+            raise factory_error(f"the factory module {target} failed to load with", exc, hint="install what it imports") from None
         raise ModelError(
             f"factory module '{target}' not found (looked in {base} and on sys.path)",
             hint="use 'path/to/file.py:function' relative to the spec",
         ) from None
+    except Exception as exc:  # the module's own code failed while importing
+        raise factory_error(f"the factory module {target} failed to load with", exc, hint="fix the factory module") from None
     finally:
         sys.path.remove(str(base))
 
 
+def factory_error(what: str, exc: BaseException, *, hint: str) -> ModelError:
+    """'the factory X raised ValueError: ... (arch.py, line 3)': the error and where in the user's code."""
+    if isinstance(exc, SyntaxError):
+        where = f" ({Path(exc.filename or '?').name}, line {exc.lineno})"
+        return ModelError(f"{what}: SyntaxError: {exc.msg}{where}", hint=hint)
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if not f.filename.startswith(str(Path(__file__).parent))]
+    where = f" ({Path(frames[-1].filename).name}, line {frames[-1].lineno})" if frames else ""
+    return ModelError(f"{what} {type(exc).__name__}: {_first_line(exc)}{where}", hint=hint)
+
+
 def _load_pickle(spec: ModelSpec, path: Path, device: torch.device, base: Path) -> ModelAdapter:
     # the spec opted in (config refuses kind 'pickle' without allow_pickle)
+    if zipfile.is_zipfile(path):
+        check_archive(path, expected="pickle")
     try:
         module = torch.load(str(path), map_location="cpu", weights_only=False)
     except Exception as exc:  # unpickling can raise anything the file's code raises
@@ -315,6 +365,55 @@ def _load_onnx(spec: ModelSpec, path: Path, device: torch.device, base: Path) ->
         device=torch.device("cpu"),
         static_batch=batch if isinstance(batch, int) else None,
     )
+
+
+ARCHIVE_KINDS = {
+    "export": "a torch.export program (torch.export.save)",
+    "torchscript": "a TorchScript archive (torch.jit.save)",
+    "pickle": "a torch.save file (a state_dict or a pickled module)",
+}
+KIND_FIX = {"export": "kind: export", "torchscript": "kind: torchscript", "pickle": "kind: state_dict with a factory"}
+
+
+def archive_kind(names: list[str]) -> str | None:
+    """What a PyTorch zip archive holds, from its member names (nothing is unpickled)."""
+    if any(n.endswith("archive_format") for n in names):
+        return "export"
+    if any("/code/" in n or n.endswith("/constants.pkl") for n in names):
+        return "torchscript"
+    if any(n.endswith("/data.pkl") for n in names):
+        return "pickle"
+    return None
+
+
+def check_archive(path: Path, *, expected: str) -> None:
+    """Refuse a corrupted archive (zip CRCs) or one of another kind, before torch reads it.
+
+    A flipped byte in the weights would otherwise load and audit silently with wrong numbers.
+    """
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+            broken = archive.testzip()
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError) as exc:
+        if expected in ("state_dict", "pickle"):
+            return  # legacy (non-zip) torch.save files; torch.load reports on them
+        raise ModelError(
+            f"{path.name} is not {ARCHIVE_KINDS[expected]}: it is not a readable zip archive ({_first_line(exc)})",
+            hint="check model.kind and that the file was copied whole",
+        ) from None
+    if broken is not None:
+        raise ModelError(
+            f"{path.name} is corrupted: the checksum of '{broken}' inside the archive does not match",
+            hint="copy or save the model file again",
+        )
+    found = archive_kind(names)
+    wanted = "pickle" if expected == "state_dict" else expected
+    if found is not None and found != wanted:
+        raise ModelError(
+            f"{path.name} is {ARCHIVE_KINDS[found]}, not {ARCHIVE_KINDS[wanted]}",
+            hint=f"set model.{KIND_FIX[found]}",
+        )
 
 
 LOADERS = {

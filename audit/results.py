@@ -74,6 +74,7 @@ class Measurement:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "Measurement":
+        _check_stored(data)
         ci = data.get("ci")
         return cls(
             check=data["check"],
@@ -87,6 +88,31 @@ class Measurement:
             status=data.get("status"),
             reason=data.get("reason"),
         )
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _check_stored(data: Any) -> None:
+    """A stored measurement the gate can judge; a hand-edited or foreign file says what is wrong."""
+    if not isinstance(data, dict):
+        raise ValueError(f"a measurement must be an object; found {type(data).__name__}")
+    where = f"measurement {str(data.get('metric'))[:60]!r}"
+    value, ci = data.get("value"), data.get("ci")
+    if value is not None and not _is_number(value):
+        raise ValueError(f"{where}: value must be a number or null; found {type(value).__name__}")
+    if ci is not None and not (isinstance(ci, list) and len(ci) == 2 and all(v is None or _is_number(v) for v in ci)):
+        raise ValueError(f"{where}: ci must be [low, high] (numbers or null)")
+    if not isinstance(data.get("check"), str) or not isinstance(data.get("metric"), str):
+        raise ValueError(f"{where}: check and metric must be text")
+    group, params = data.get("group"), data.get("params")
+    if group is not None and not (isinstance(group, dict) and all(isinstance(v, str) for v in group.values())):
+        raise ValueError(f"{where}: group must be null or {{column: value}} with text values")
+    if params is not None and not isinstance(params, dict):
+        raise ValueError(f"{where}: params must be an object")
+    if data.get("n") is not None and not _is_number(data.get("n")):
+        raise ValueError(f"{where}: n must be a number or null")
 
 
 @dataclass(frozen=True)
@@ -229,4 +255,5 @@ def read_result(path: str | Path) -> AuditResult:
     try:
         return AuditResult.from_dict(data)
     except (KeyError, TypeError, ValueError) as exc:
-        raise ConfigError(f"{path} is not a valid result.json: {type(exc).__name__}: {exc}") from None
+        raise ConfigError(f"{path} is not a valid result.json: {type(exc).__name__}: {str(exc)[:300]}",
+                          hint="give the result.json written by `rai-audit run`, unedited") from None

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
 
 from audit import checks, compare, gate, profiles, provenance, thresholds
-from audit.config import AuditConfig
+from audit.config import AuditConfig, load_features_file
 from audit.context import AuditContext
 from audit.data import load_data
 from audit.errors import AuditError
@@ -64,6 +65,8 @@ def preflight(config: AuditConfig) -> None:
     allowances = [compare.allowance_scope(text) for text in config.max_regression]
     gate.check_metric_names(allowances, checks.metrics(), label="max_regression")
     checks.validate(config)
+    if getattr(config.data, "features_file", None) is not None:
+        load_features_file(Path(config.data.features_file))  # a features file of the wrong shape is a spec error
 
 
 def build_context(config: AuditConfig) -> AuditContext:
@@ -75,7 +78,20 @@ def build_context(config: AuditConfig) -> AuditContext:
     else:
         model = load_model(config)
         predictions = predict(model, data, config.model)
-    return AuditContext(config=config, data=data, predictions=predictions, model=model)
+    ctx = AuditContext(config=config, data=data, predictions=predictions, model=model)
+    _warn_one_class(ctx)
+    return ctx
+
+
+def _warn_one_class(ctx: AuditContext) -> None:
+    """Labels of one class leave error rates and ROC-AUC undefined: say so instead of passing quietly."""
+    present = np.unique(ctx.data.labels)
+    if len(present) == 1:
+        name = ctx.data.classes[int(present[0])]
+        ctx.warn(
+            f"every label is class '{name}' ({ctx.data.n:,} rows): recall or false positive rates, ROC-AUC "
+            "and the disparities built on them are undefined; audit data holding every class"
+        )
 
 
 def _run_checks(ctx: AuditContext) -> tuple[list[Measurement], list[CheckFailure], dict[str, float]]:
@@ -89,7 +105,8 @@ def _run_checks(ctx: AuditContext) -> tuple[list[Measurement], list[CheckFailure
         except AuditError as exc:
             failures.append(CheckFailure(name, str(exc)))
         except Exception as exc:  # a bug in one check must not lose the others' results
-            failures.append(CheckFailure(name, f"internal error: {type(exc).__name__}: {exc}"))
+            text = " ".join(str(exc).split())  # one line, never the whole of a huge message
+            failures.append(CheckFailure(name, f"internal error: {type(exc).__name__}: {text[:500]}"))
         timings[name] = round(time.perf_counter() - start, 4)
     return measurements, failures, timings
 

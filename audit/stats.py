@@ -490,3 +490,65 @@ def distinct_rows(columns: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     starts = np.flatnonzero(change)
     counts = np.diff(np.append(starts, order.size))
     return order[starts], counts
+
+
+def binomial_interval(successes: np.ndarray, trials: np.ndarray, level: float) -> tuple[np.ndarray, np.ndarray]:
+    """Exact (Clopper-Pearson) interval of a binomial proportion, vectorised; NaN for 0 trials.
+
+    Never narrower than ``level`` coverage for any true proportion, and never a point: for
+    ``x = 0`` of ``d`` it is ``[0, 1 - (alpha/2)^(1/d)]``.
+
+    Examples
+    --------
+    >>> low, high = binomial_interval(np.array([0, 3]), np.array([3, 3]), 0.95)
+    >>> [round(float(v), 4) for v in (low[0], high[0], low[1], high[1])]
+    [0.0, 0.7076, 0.2924, 1.0]
+    """
+    from scipy.stats import beta
+
+    x = np.asarray(successes, dtype=np.float64)
+    d = np.asarray(trials, dtype=np.float64)
+    tail = (1.0 - level) / 2.0
+    safe = np.maximum(d, 1.0)
+    low = np.where(x > 0, beta.ppf(tail, np.maximum(x, 1e-300), safe - x + 1), 0.0)
+    high = np.where(x < d, beta.ppf(1 - tail, x + 1, np.maximum(safe - x, 1e-300)), 1.0)
+    empty = d <= 0
+    return np.where(empty, np.nan, low), np.where(empty, np.nan, high)
+
+
+def rate_interval(
+    bootstrap: tuple[float, float] | None, successes: float, trials: float, level: float, *, min_trials: int
+) -> tuple[tuple[float, float] | None, bool]:
+    """The interval of one rate, and whether it is the exact binomial one.
+
+    The bootstrap percentile interval, unless it says more than the data can: when it is a
+    point (a rate of 0 or 1, or a denominator too small to vary) or the denominator is below
+    ``min_trials``, the exact Clopper-Pearson interval, which keeps its coverage there.
+    No bootstrap interval (none asked for) gives none.
+    """
+    if trials <= 0 or bootstrap is None:  # no replicates asked for (or none defined): no interval
+        return bootstrap, False
+    if bootstrap is not None and bootstrap[0] != bootstrap[1] and trials >= min_trials:
+        return bootstrap, False
+    low, high = binomial_interval(np.array(successes), np.array(trials), level)
+    return (float(low), float(high)), True
+
+
+def hull(*intervals: tuple[float, float] | None) -> tuple[float, float] | None:
+    """The smallest interval holding every given one (None ones skipped)."""
+    given = [i for i in intervals if i is not None]
+    if not given:
+        return None
+    return (min(i[0] for i in given), max(i[1] for i in given))
+
+
+def difference_bounds(high: tuple[float, float], low: tuple[float, float]) -> tuple[float, float]:
+    """Bounds of ``a - b`` from intervals of ``a`` and ``b``: ``[a_lo - b_hi, a_hi - b_lo]``."""
+    return (high[0] - low[1], high[1] - low[0])
+
+
+def ratio_bounds(top: tuple[float, float], bottom: tuple[float, float]) -> tuple[float, float]:
+    """Bounds of ``a / b`` (``a, b >= 0``) from their intervals; ``inf`` where ``b`` may be 0."""
+    upper = top[1] / bottom[0] if bottom[0] > 0 else np.inf
+    lower = top[0] / bottom[1] if bottom[1] > 0 else 0.0
+    return (float(lower), float(upper))

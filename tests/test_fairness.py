@@ -30,7 +30,8 @@ from tests.conftest import make_frame
 TOL = 1e-12
 DISPARITIES = tuple(fairness.DISPARITIES)
 GROUP_METRICS = {"count", *RATES, "roc_auc", "expected_calibration_error"}
-BETWEEN_PARAMS = {"sensitive", "method", "highest_group", "lowest_group"}
+# the policy that chose the groups (issue 10.5) is part of what a between-group disparity depends on
+BETWEEN_PARAMS = {"sensitive", "method", "highest_group", "lowest_group", "small_groups", "missing"}
 
 
 # ---------------------------------------------------------------- helpers
@@ -50,11 +51,15 @@ def make_context(
     min_group_size=30,
     intersections="all",
     calibration_bins=10,
+    small_groups="exclude",
+    missing="exclude",
+    min_denominator=None,
 ) -> AuditContext:
     """A context for the fairness check alone: it reads the sensitive specs, data and predictions."""
     specs = specs or [SensitiveSpec(column=str(c)) for c in sensitive.columns]
     fairness_config = FairnessCheck(
-        min_group_size=min_group_size, intersections=intersections, calibration_bins=calibration_bins
+        min_group_size=min_group_size, intersections=intersections, calibration_bins=calibration_bins,
+        small_groups=small_groups, missing=missing, min_denominator=min_denominator,
     )
     config = AuditConfig.model_construct(
         name="fairness test",
@@ -309,8 +314,9 @@ def small_group_case():
 
 
 def test_a_small_group_is_kept_and_marked_insufficient():
+    # small_groups: include (fairlearn's disparities over every group); exclude is tested in test_fairness_policy.py
     sensitive, labels, decisions = small_group_case()
-    ctx = make_context(sensitive, labels, decisions, min_group_size=30, bootstrap=100)
+    ctx = make_context(sensitive, labels, decisions, min_group_size=30, bootstrap=100, small_groups="include")
     out = fairness.run(ctx)
     x = {"sex": "X"}
     count = one(out, "count", group=x)

@@ -109,7 +109,7 @@ def test_pdf_without_chromium_is_bad_input_and_writes_nothing(project, capsys, m
     code, out, captured = _run(project, capsys, "--pdf")
     assert code == 2
     assert captured.err.count("\n") == 1 and "Chromium" in captured.err
-    assert list(out.iterdir()) == []
+    assert not out.exists()  # no empty folder left behind either (issue 18)
 
 
 @pytest.mark.skipif(shutil.which("chromium") is None and not os.environ.get("CI"), reason="Chromium is not installed")

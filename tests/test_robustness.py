@@ -358,7 +358,9 @@ def test_minimal_perturbation_attack_gives_a_median_and_a_curve(tmp_path):
 
 
 def test_flags_fire_for_masked_gradients(tmp_path):
-    check = {"attacks": ["FGSM", "PGD", "Square"], "rows": 100, "epsilons": [0.25, 0.5, 1.0, 2.0]}
+    # PGD from the clean input only: its random restarts (issue 12) step around this masking, so
+    # with them its curve falls and not_falling rightly stays down; the large-epsilon run never restarts
+    check = {"attacks": ["FGSM", "PGD", "Square"], "rows": 100, "epsilons": [0.25, 0.5, 1.0, 2.0], "restarts": 0}
     result = run_audit(load_config(tabular_spec(tmp_path, robustness_check=check, factory=MASKED_FACTORY)))
     flags = {(m.params["test"], m.params["attack"]): m for m in robustness_of(result, "gradient_masking_flag")}
     assert flags[("large_epsilon", "PGD")].value == 1.0
@@ -441,4 +443,4 @@ def test_missing_torchattacks_is_one_line_before_any_output(project, tmp_path, c
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1
     assert "torchattacks" in err and "pip install --no-deps torchattacks==3.5.1" in err
-    assert list(out.iterdir()) == []
+    assert not out.exists()  # no empty folder left behind either (issue 18)

@@ -29,15 +29,21 @@ def _setup(spec, **check):
     return ctx, robustness.plan_run(ctx)
 
 
-def _independent(setup, eps: float, rows: np.ndarray, *, steps: int | None = None) -> np.ndarray:
-    """torchattacks.PGD at ``eps`` on ``rows`` alone: which of them its (projected) examples break."""
+def _independent(setup, eps: float, rows: np.ndarray, *, steps: int | None = None, seed: int | None = None) -> np.ndarray:
+    """torchattacks.PGD at ``eps`` on ``rows`` alone: which of them its (projected) examples break.
+
+    ``seed``: torchattacks' own random start, drawn under ``torch.manual_seed(seed)``; None: no random start.
+    """
     domain, target, plan = setup.domain, setup.target, setup.plan
     scale = domain.scale(eps)
     attack = torchattacks.PGD(
         domain.attack_model(eps), eps=eps / scale, alpha=2.5 * eps / plan.steps / scale, steps=steps or plan.steps,
-        random_start=False,
+        random_start=seed is not None,
     )
-    adversarial = domain.project(attack(domain.attack_inputs(rows, eps), target.labels[rows]).detach(), rows, eps)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0 if seed is None else seed)
+        output = attack(domain.attack_inputs(rows, eps), target.labels[rows]).detach()
+    adversarial = domain.project(output, rows, eps)
     return target.evaluate(adversarial) != target.labels[rows].numpy()
 
 
@@ -57,7 +63,7 @@ def setting(request, tmp_path):
 
 def test_exact_sweep_equals_independent_pgd_on_the_points_it_attacks(setting):
     ctx, setup = setting
-    exact = dataclasses.replace(setup.plan, early_exit=False)
+    exact = dataclasses.replace(setup.plan, early_exit=False, restarts=0)  # the deterministic start alone
     outcome = sweep.run(attacks.get("PGD"), setup.target, setup.epsilons, exact, keep=0)
     for k, eps in enumerate(setup.epsilons):
         attacked = np.flatnonzero(outcome.broken_at >= k)  # correct and not broken before epsilon k
@@ -70,7 +76,8 @@ def test_exact_sweep_equals_independent_pgd_on_the_points_it_attacks(setting):
 def test_early_exit_breaks_a_point_exactly_when_some_torchattacks_iterate_is_adversarial(setting):
     ctx, setup = setting
     assert setup.domain.rounds is False  # no integer feature: early exit is on
-    outcome = sweep.run(attacks.get("PGD"), setup.target, setup.epsilons, setup.plan, keep=0)
+    plan = dataclasses.replace(setup.plan, restarts=0)  # the deterministic start alone
+    outcome = sweep.run(attacks.get("PGD"), setup.target, setup.epsilons, plan, keep=0)
     for k, eps in enumerate(setup.epsilons):
         attacked = np.flatnonzero(outcome.broken_at >= k)
         if eps == 0 or not attacked.size:
@@ -91,6 +98,40 @@ def test_sweep_robust_points_are_robust_in_independent_runs(setting):
         theirs[correct] = ~_independent(setup, eps, correct) if eps > 0 else True
         ours = outcome.robust(k)
         assert not (ours & ~theirs).any() and ours.mean() <= theirs.mean(), eps
+
+
+def test_a_point_robust_in_the_sweep_survives_the_deterministic_start_and_every_seeded_restart(setting):
+    # reference: torchattacks.PGD itself, once without random start and once per restart r with its own
+    # random start under torch.manual_seed(seed + r), each run on every correct point at each epsilon alone
+    ctx, setup = setting
+    plan = dataclasses.replace(setup.plan, restarts=3)
+    outcome = sweep.run(attacks.get("PGD"), setup.target, setup.epsilons, plan, keep=0)
+    rows = np.arange(setup.target.n)  # every point in one batch, as the sweep draws the starts
+    for k, eps in enumerate(setup.epsilons):
+        if eps == 0:
+            continue
+        for seed in (None, *(plan.seed + r for r in range(1, plan.restarts + 1))):
+            theirs = setup.target.correct & ~_independent(setup, eps, rows, seed=seed)
+            assert not (outcome.robust(k) & ~theirs).any(), (eps, seed)
+
+
+def test_restarts_without_early_exit_are_seeded_torchattacks_runs_bit_for_bit(setting):
+    # reference: torchattacks.PGD(random_start=True) under torch.manual_seed(seed + r) on the same points
+    ctx, setup = setting
+    domain, target = setup.domain, setup.target
+    rows = np.arange(target.n)
+    eps = setup.epsilons[-2]
+    scale = domain.scale(eps)
+    model, inputs = domain.attack_model(eps), domain.attack_inputs(rows, eps)
+    settings = dict(eps=eps / scale, alpha=0.25 * eps / scale, steps=10)
+    start = sweep._random_start(target, eps, setup.plan, 2)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(setup.plan.seed + 2)
+        theirs = torchattacks.PGD(model, random_start=True, **settings)(inputs, target.labels)
+    assert torch.equal(SweepPGD(model, early_exit=False, start=start, **settings)(inputs, target.labels), theirs)
+    half = rows[::2]  # and a point's start and steps do not depend on its batch
+    alone = SweepPGD(model, early_exit=True, start=start[half], **settings)(inputs[half], target.labels[half])
+    assert torch.equal(alone, SweepPGD(model, early_exit=True, start=start, **settings)(inputs, target.labels)[half])
 
 
 def test_pgd_without_early_exit_is_torchattacks_pgd_bit_for_bit(setting):

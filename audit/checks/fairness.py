@@ -7,11 +7,22 @@ fairlearn's definitions exactly (``between_groups``: max - min and min / max ove
 where the rate is defined), plus each group against the spec's reference group (signed
 difference, plain ratio).
 
-Two deliberate differences from fairlearn, both in the reader's favour:
+Deliberate differences from fairlearn, each in the reader's favour:
 - a rate with a zero denominator (no positives in a group) is *undefined*, reported with its
   reason and left out of the extremes; fairlearn scores it 0, which invents a disparity;
-- a group below ``min_group_size`` is kept (fairlearn's numbers are unchanged) but marked
-  ``insufficient``, and so is any disparity resting on it.
+- small and missing groups inform, they do not decide: with ``small_groups: exclude`` (the
+  default) a group below ``min_group_size``, and with ``missing: exclude`` (the default) the
+  ``(missing)`` group, is reported with its counts, rates and intervals but left out of the
+  between-group disparities, which name it (``left_out``). With ``include`` the disparities are
+  fairlearn's over every group, and one resting on a small group is ``insufficient``;
+- a rate counts its own denominator, not the group's rows: a disparity resting on a rate whose
+  denominator (positives for TPR/FNR, negatives for FPR/TNR, predicted positives for PPV) is
+  below ``min_denominator`` (default ``min_group_size``) is ``insufficient`` and says which
+  group and denominator;
+- intervals never collapse where the truth is uncertain: a rate whose bootstrap interval is a
+  point, or whose denominator is small, gets the exact Clopper-Pearson interval, and a
+  disparity resting on such a rate gets the hull of its bootstrap interval and the bounds
+  implied by its two groups' exact intervals.
 """
 
 from __future__ import annotations
@@ -26,7 +37,8 @@ from audit.catalogue import Metric
 from audit.checks import performance
 from audit.checks.performance import binary_score_statistic
 from audit.context import AuditContext
-from audit.groups import Grouping
+from audit.data import MISSING_GROUP
+from audit.groups import DENOMINATOR, Grouping
 from audit.results import Measurement, Reason, small_group
 
 CHECK = "fairness"
@@ -91,7 +103,7 @@ DISPARITIES = {d.name: d.bases for d in DISPARITY_LIST}
 
 
 def _disparity_metrics(d: Disparity) -> tuple[Metric, Metric]:
-    common = {"describes": ("highest_group", "lowest_group"), "compares": d.bases, "term": d.title.lower(),
+    common = {"describes": ("highest_group", "lowest_group", "left_out"), "compares": d.bases, "term": d.title.lower(),
               "glossary": d.glossary, "short": d.compares}
     return (
         Metric(f"{d.name}_difference", d.title, better="lower", to_reference="zero", unit="difference", **common),
@@ -117,18 +129,21 @@ def _rate_entries() -> dict[str, Metric]:
     return {m.name: m for m in CATALOGUE if m.denominator and m.name not in TOP1}
 
 
-def disparity_statistics(counts: np.ndarray, reference: int | None) -> dict[str, np.ndarray]:
+def disparity_statistics(counts: np.ndarray, reference: int | None, included: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """Group rates and every disparity of ``(..., groups, targets, 4)`` counts.
 
     One function for the point estimate and the bootstrap replicates, so they cannot drift.
     Keys: each rate ``(..., groups, targets)``; ``{disparity}_difference`` and ``_ratio``
-    between groups ``(..., targets)``; with a reference group, ``vs:{disparity}_difference``
-    and ``vs:{disparity}_ratio`` ``(..., groups, targets)``.
+    between groups ``(..., targets)``, over the ``included`` groups (default: all); with a
+    reference group, ``vs:{disparity}_difference`` and ``vs:{disparity}_ratio``
+    ``(..., groups, targets)``.
     """
     rates = groups.rates(counts)
     out: dict[str, np.ndarray] = dict(rates)
+    if included is None:
+        included = np.ones(counts.shape[-3], dtype=bool)
     for disparity, bases in DISPARITIES.items():
-        spans = [groups.between_groups(np.moveaxis(rates[b], -2, -1)) for b in bases]
+        spans = [groups.between_groups(np.moveaxis(np.where(included[:, None], rates[b], np.nan), -2, -1)) for b in bases]
         out[f"{disparity}_difference"] = _worst([s["difference"] for s in spans], np.maximum)
         out[f"{disparity}_ratio"] = _worst([s["ratio"] for s in spans], np.minimum)
         if reference is not None:
@@ -143,10 +158,11 @@ def top1_statistics(tables: np.ndarray) -> dict[str, np.ndarray]:
     return {"top1_accuracy": accuracy, "error_rate": 1 - accuracy}
 
 
-def _statistics(tables: np.ndarray, grouping: Grouping, reference: int | None, setting: "_Setting") -> dict[str, np.ndarray]:
+def _statistics(tables: np.ndarray, grouping: Grouping, reference: int | None, included: np.ndarray,
+                setting: "_Setting") -> dict[str, np.ndarray]:
     """Every statistic of one grouping from cell tables ``(..., cells, C, C)``: the point's and each replicate's."""
     by_group = groups.group_tables(tables, grouping)
-    out = disparity_statistics(groups.one_vs_rest(by_group)[..., list(setting.targets), :], reference)
+    out = disparity_statistics(groups.one_vs_rest(by_group)[..., list(setting.targets), :], reference, included)
     return out | top1_statistics(by_group) if setting.multiclass else out
 
 
@@ -182,6 +198,9 @@ class _Setting:
     multiclass: bool
     min_group_size: int
     level: float
+    min_denominator: int = 0
+    small_groups: str = "include"
+    missing: str = "group"
 
     def params(self, target: int) -> dict[str, Any]:
         return {"class": self.classes[target]} if self.multiclass else {}
@@ -199,33 +218,55 @@ def run(ctx: AuditContext) -> list[Measurement]:
         multiclass=not data.is_binary,
         min_group_size=config.min_group_size,
         level=ctx.config.statistics.ci_level,
+        min_denominator=config.min_denominator or config.min_group_size,
+        small_groups=config.small_groups,
+        missing=config.missing,
     )
     cells = groups.code_cells(data.sensitive)
     tables = groups.cell_tables(cells, data.labels, ctx.predictions.decisions, len(data.classes))
     chosen = groups.groupings(cells, groups.crosses(cells.columns, config.intersections))
     references = [_reference_index(ctx, grouping) for grouping in chosen]
-    replicates = _replicates(tables, chosen, references, setting, ctx)
+    included = [included_groups(grouping, _sizes(tables, grouping), setting) for grouping in chosen]
+    replicates = _replicates(tables, chosen, references, included, setting, ctx)
     out: list[Measurement] = []
-    for grouping, reference, grouping_replicates in zip(chosen, references, replicates):
+    for grouping, reference, kept, grouping_replicates in zip(chosen, references, included, replicates):
         counts = groups.one_vs_rest(groups.group_tables(tables, grouping))[..., list(setting.targets), :]
-        point = _statistics(tables, grouping, reference, setting)
+        point = _statistics(tables, grouping, reference, kept, setting)
         sizes = counts[:, 0, :].sum(axis=-1).astype(int)
         _warn_about_groups(ctx, grouping, sizes, setting.min_group_size)
-        denominators = {name: bottom for name, (_, bottom) in groups.rate_parts(counts).items()}
-        emit = _Emitter(grouping, point, grouping_replicates, sizes, reference, setting, denominators)
+        emit = _Emitter(grouping, point, grouping_replicates, sizes, reference, setting, counts, kept)
         out += emit.group_measurements() + emit.disparities()
         if config.group_scores and data.is_binary and ctx.predictions.scores is not None:
             out += _group_scores(ctx, cells.codes, grouping, sizes, setting)
     return out
 
 
-def _replicates(tables, chosen, references, setting, ctx) -> list[dict[str, np.ndarray]]:
+def _sizes(tables: np.ndarray, grouping: Grouping) -> np.ndarray:
+    return groups.group_tables(tables, grouping).sum(axis=(-2, -1)).astype(int)
+
+
+def included_groups(grouping: Grouping, sizes: np.ndarray, setting: _Setting) -> np.ndarray:
+    """Which groups take part in the between-group disparities, under the spec's policy.
+
+    ``small_groups: exclude`` leaves out groups below ``min_group_size``; ``missing: exclude``
+    the ``(missing)`` group (any group with a missing value in one of its columns). Group
+    sizes are fixed under the stratified bootstrap, so one mask serves every replicate.
+    """
+    keep = np.ones(grouping.size, dtype=bool)
+    if setting.small_groups == "exclude":
+        keep &= sizes >= setting.min_group_size
+    if setting.missing == "exclude":
+        keep &= np.array([MISSING_GROUP not in label.values() for label in grouping.labels])
+    return keep
+
+
+def _replicates(tables, chosen, references, included, setting, ctx) -> list[dict[str, np.ndarray]]:
     """Bootstrap replicates of every statistic of every grouping, from one stratified draw."""
     collected: list[dict[str, list[np.ndarray]]] = [{} for _ in chosen]
     rng = np.random.default_rng(ctx.seed)
     for chunk in groups.stratified_replicates(tables, ctx.config.statistics.bootstrap, rng):
-        for store, grouping, reference in zip(collected, chosen, references):
-            for name, values in _statistics(chunk, grouping, reference, setting).items():
+        for store, grouping, reference, kept in zip(collected, chosen, references, included):
+            for name, values in _statistics(chunk, grouping, reference, kept, setting).items():
                 store.setdefault(name, []).append(values)
     return [{name: np.concatenate(parts) for name, parts in store.items()} for store in collected]
 
@@ -254,19 +295,29 @@ def _label(group: dict[str, str]) -> str:
 class _Emitter:
     """Turns one grouping's point values and replicates into Measurements."""
 
-    def __init__(self, grouping, point, replicates, sizes, reference, setting: _Setting, denominators) -> None:
+    def __init__(self, grouping, point, replicates, sizes, reference, setting: _Setting, counts, included) -> None:
         self.grouping, self.point, self.replicates = grouping, point, replicates
         self.sizes, self.reference, self.setting = sizes, reference, setting
-        self.denominators = denominators
+        self.parts = groups.rate_parts(counts)
+        self.denominators = groups.denominators(counts)
         self.small = sizes < setting.min_group_size
+        self.included = included
         # the one-vs-rest rates the catalogue names, in the engine's order: a new rate needs its entry only
-        self.rates = [name for name in denominators if name in _rate_entries()]
+        self.rates = [name for name in self.parts if name in _rate_entries()]
 
     def _ci(self, name: str, index: tuple) -> tuple[float, float] | None:
         if name not in self.replicates:
             return None
         low, high = stats.percentile_interval(self.replicates[name][(slice(None), *index)], self.setting.level)
         return None if np.isnan(low) else (low, high)
+
+    def _few(self, rate: str, g: int, t: int) -> bool:
+        """The rate's own denominator is below min_denominator (row-based rates: the group rule)."""
+        return DENOMINATOR[rate] != "rows" and self.denominators[rate][g, t] < self.setting.min_denominator
+
+    def _few_text(self, rate: str, g: int, t: int) -> str:
+        count = int(self.denominators[rate][g, t])
+        return f"{_label(self.grouping.labels[g])}: {rate} rests on {count} {DENOMINATOR[rate]}, fewer than {self.setting.min_denominator}"
 
     def group_measurements(self) -> list[Measurement]:
         out = []
@@ -277,40 +328,51 @@ class _Emitter:
                                    reason=small_group(status)))
             out += [self._top1(name, g, label, status, note) for name in TOP1 if name in self.point]
             for t, target in enumerate(self.setting.targets):
-                for rate in self.rates:
-                    value = float(self.point[rate][g, t])
-                    params = self.setting.params(target)
-                    if np.isnan(value):
-                        why = f"undefined: {_rate_entries()[rate].undefined_reason}"
-                        out.append(Measurement(CHECK, rate, None, group=label, n=int(self.sizes[g]), params=params, note=why, status="undefined",
-                                               reason=Reason.NO_DENOMINATOR))
-                        continue
-                    ci, exact = self._rate_interval(rate, (g, t), value, float(self.denominators[rate][g, t]))
-                    out.append(Measurement(CHECK, rate, value, group=label, ci=ci, n=int(self.sizes[g]), params=params, note=note or exact, status=status,
-                                           reason=small_group(status)))
+                out += [self._rate(rate, g, t, target, label, status, note) for rate in self.rates]
         return out
+
+    def _rate(self, rate: str, g: int, t: int, target: int, label, status, note) -> Measurement:
+        value = float(self.point[rate][g, t])
+        params = self.setting.params(target)
+        n = int(self.sizes[g])
+        if np.isnan(value):
+            why = f"undefined: {_rate_entries()[rate].undefined_reason}"
+            return Measurement(CHECK, rate, None, group=label, n=n, params=params, note=why, status="undefined",
+                               reason=Reason.NO_DENOMINATOR)
+        ci, exact = self._rate_interval(rate, g, t)
+        notes = [note] if note else []
+        if self._few(rate, g, t) and not status:
+            status = "insufficient"
+            notes = [f"insufficient: {int(self.denominators[rate][g, t])} {DENOMINATOR[rate]}, fewer than {self.setting.min_denominator}"]
+        if exact:
+            notes.append(EXACT_NOTE)
+        return Measurement(CHECK, rate, value, group=label, ci=ci, n=n, params=params, note="; ".join(notes) or None, status=status,
+                           reason=small_group(status))
 
     def _top1(self, name: str, g: int, label: dict[str, str], status: str | None, note: str | None) -> Measurement:
         """A multiclass group's top-1 accuracy or error rate: no class, as it judges every class at once."""
-        value = float(self.point[name][g])
-        ci, exact = self._rate_interval(name, (g,), value, float(self.sizes[g]))
-        return Measurement(CHECK, name, value, group=label, ci=ci, n=int(self.sizes[g]), note=note or exact, status=status,
-                           reason=small_group(status))
+        value, size = float(self.point[name][g]), float(self.sizes[g])
+        ci, exact = stats.rate_interval(self._ci(name, (g,)), round(value * size), size, self.setting.level,
+                                        min_trials=self.setting.min_denominator)
+        notes = ([note] if note else []) + ([EXACT_NOTE] if exact else [])
+        return Measurement(CHECK, name, value, group=label, ci=ci, n=int(size), note="; ".join(notes) or None,
+                           status=status, reason=small_group(status))
 
-    def _rate_interval(self, rate: str, index: tuple, value: float, denominator: float) -> tuple[tuple[float, float] | None, str | None]:
-        """The bootstrap interval; for a rate of 0 or 1, the exact Clopper-Pearson one.
+    def _rate_interval(self, rate: str, g: int, t: int) -> tuple[tuple[float, float] | None, bool]:
+        """The bootstrap interval, or the exact Clopper-Pearson one where the bootstrap says too much.
 
         A rate of 0 (or 1) stays 0 in every resample, so its bootstrap interval collapses to a
-        point and claims a certainty the data do not give. The exact binomial interval for
-        x = 0 of d is [0, 1 - (alpha/2)^(1/d)] (for x = d, its mirror image).
+        point and claims a certainty the data do not give; a rate on a few rows has a
+        percentile interval that undercovers. Both get the exact binomial interval.
         """
-        ci = self._ci(rate, index)
-        if ci is None or ci[0] != ci[1] or value not in (0.0, 1.0):
-            return ci, None
-        edge = (1 - self.setting.level) / 2
-        bound = edge ** (1 / denominator)
-        exact = (0.0, 1 - bound) if value == 0.0 else (bound, 1.0)
-        return exact, "interval: exact binomial (Clopper-Pearson), as a rate of 0 or 1 does not vary under resampling"
+        top, bottom = (float(part[g, t]) for part in self.parts[rate])
+        return stats.rate_interval(self._ci(rate, (g, t)), top, bottom, self.setting.level, min_trials=self.setting.min_denominator)
+
+    def _exact(self, rate: str, g: int, t: int) -> tuple[float, float]:
+        """The rate's exact binomial interval (a disparity is propagated from these)."""
+        top, bottom = (float(part[g, t]) for part in self.parts[rate])
+        low, high = stats.binomial_interval(np.array(top), np.array(bottom), self.setting.level)
+        return (float(low), float(high))
 
     def disparities(self) -> list[Measurement]:
         out = []
@@ -319,29 +381,69 @@ class _Emitter:
                 for kind in ("difference", "ratio"):
                     out.append(self._between(disparity, bases, kind, t, target))
                 if self.reference is not None:
-                    out += self._against_reference(disparity, t, target)
+                    out += self._against_reference(disparity, bases, t, target)
         return out
+
+    def _left_out(self) -> str | None:
+        """The groups left out of the between-group disparities, by name and size."""
+        names = [f"{_label(label)} (n={int(self.sizes[g])})" for g, label in enumerate(self.grouping.labels) if not self.included[g]]
+        return "; ".join(names) or None
 
     def _between(self, disparity: str, bases: tuple[str, ...], kind: str, t: int, target: int) -> Measurement:
         name = f"{disparity}_{kind}"
         value = float(self.point[name][t])
         params = {"sensitive": self.grouping.name, "method": "between_groups"} | self.setting.params(target)
+        params |= {"small_groups": self.setting.small_groups, "missing": self.setting.missing}  # the policy that chose the groups
         extremes = self._extremes(bases, t, kind)
         params |= {k: _label(self.grouping.labels[v]) for k, v in extremes.items()}
-        total = int(self.sizes.sum())
+        left_out = self._left_out()
+        if left_out:
+            params["left_out"] = left_out
+        total = int(self.sizes[self.included].sum())
+        tail = f"; left out: {left_out}" if left_out else ""
         if np.isnan(value):
             reason, why = self._why_undefined(bases, t)
-            return Measurement(CHECK, name, None, n=total, params=params, note=f"undefined: {why}", status="undefined",
+            return Measurement(CHECK, name, None, n=total, params=params, note=f"undefined: {why}{tail}", status="undefined",
                                reason=reason)
-        weak = [self.grouping.labels[v] for v in set(extremes.values()) if self.small[v]]
-        status = "insufficient" if weak else None
-        note = f"insufficient: rests on small group(s) {'; '.join(_label(w) for w in weak)}" if weak else None
-        return Measurement(CHECK, name, value, ci=self._ci(name, (t,)), n=total, params=params, note=note, status=status,
+        pairs = self._pairs(bases, t)
+        weak = sorted({_label(self.grouping.labels[g]) for _, high, low in pairs for g in (high, low) if self.small[g]})
+        few = [self._few_text(base, g, t) for base, high, low in pairs for g in (high, low) if self._few(base, g, t)]
+        notes = [f"rests on small group(s) {'; '.join(weak)}"] if weak else []
+        notes += few
+        ci = self._ci(name, (t,))
+        if ci is not None and (few or ci[0] == ci[1]):
+            ci = stats.hull(ci, self._between_bounds(kind, pairs, t))
+        note = ("insufficient: " + "; ".join(notes) + tail) if notes else (left_out and f"left out: {left_out}")
+        status = "insufficient" if notes else None
+        return Measurement(CHECK, name, value, ci=ci, n=total, params=params, note=note or None, status=status,
                            reason=small_group(status))
+
+    def _pairs(self, bases: tuple[str, ...], t: int) -> list[tuple[str, int, int]]:
+        """For each rate of a disparity, its highest and lowest included group."""
+        out = []
+        for base in bases:
+            _, _, high_at, low_at = groups.extremes(np.where(self.included, self.point[base][:, t], np.nan))
+            if high_at >= 0:
+                out.append((base, int(high_at), int(low_at)))
+        return out
+
+    def _between_bounds(self, kind: str, pairs, t: int) -> tuple[float, float]:
+        """The disparity's bounds from its extreme groups' exact intervals (worst over its rates)."""
+        bounds = []
+        for base, high, low in pairs:
+            top, bottom = self._exact(base, high, t), self._exact(base, low, t)
+            if kind == "difference":
+                low_end, high_end = stats.difference_bounds(top, bottom)
+                bounds.append((max(0.0, low_end), high_end))
+            else:
+                low_end, high_end = stats.ratio_bounds(bottom, top)
+                bounds.append((low_end, min(1.0, high_end)))
+        pick = max if kind == "difference" else min
+        return (pick(b[0] for b in bounds), pick(b[1] for b in bounds))
 
     def _why_undefined(self, bases: tuple[str, ...], t: int) -> tuple[Reason, str]:
         for base in bases:
-            values = self.point[base][:, t]
+            values = np.where(self.included, self.point[base][:, t], np.nan)
             if np.count_nonzero(~np.isnan(values)) < 2:
                 return Reason.FEW_GROUPS, f"fewer than two groups of '{self.grouping.name}' have a defined {base}"
         return Reason.ZERO_OVER_ZERO, f"the highest {' or '.join(bases)} is 0, so the ratio is 0/0"
@@ -353,17 +455,16 @@ class _Emitter:
         ratio: the two can differ, so each kind names its own pair.
         """
         spans = []
-        for base in bases:
-            high, low, high_at, low_at = groups.extremes(self.point[base][:, t])
-            if high_at >= 0:
-                gap = high - low if kind == "difference" else -(low / high if high > 0 else np.inf)
-                spans.append((gap, int(high_at), int(low_at)))
+        for base, high_at, low_at in self._pairs(bases, t):
+            high, low = self.point[base][high_at, t], self.point[base][low_at, t]
+            gap = high - low if kind == "difference" else -(low / high if high > 0 else np.inf)
+            spans.append((gap, high_at, low_at))
         if not spans:
             return {}
         _, high_at, low_at = max(spans)
         return {"highest_group": high_at, "lowest_group": low_at}
 
-    def _against_reference(self, disparity: str, t: int, target: int) -> list[Measurement]:
+    def _against_reference(self, disparity: str, bases: tuple[str, ...], t: int, target: int) -> list[Measurement]:
         reference_label = _label(self.grouping.labels[self.reference])
         out = []
         for g, label in enumerate(self.grouping.labels):
@@ -380,14 +481,58 @@ class _Emitter:
                     out.append(Measurement(CHECK, name, None, group=label, n=n, params=params, note=note, status="undefined",
                                                reason=Reason.NO_DENOMINATOR))
                     continue
-                weak = self.small[g] or self.small[self.reference]
-                note = "insufficient: a group in this comparison is smaller than min_group_size" if weak else None
+                few = [self._few_text(base, h, t) for base in bases for h in (g, self.reference) if self._few(base, h, t)]
+                notes = ["a group in this comparison is smaller than min_group_size"] if self.small[g] or self.small[self.reference] else []
+                notes += few
+                ci = self._ci(f"vs:{name}", (g, t))
+                if ci is not None and (few or ci[0] == ci[1]):
+                    ci = stats.hull(ci, self._reference_bounds(kind, bases, g, t))
                 out.append(
-                    Measurement(CHECK, name, value, group=label, ci=self._ci(f"vs:{name}", (g, t)), n=n,
-                                params=params, note=note, status="insufficient" if weak else None,
-                                reason=Reason.SMALL_GROUP if weak else None)
+                    Measurement(CHECK, name, value, group=label, ci=ci, n=n, params=params,
+                                note=("insufficient: " + "; ".join(notes)) if notes else None,
+                                status="insufficient" if notes else None,
+                                reason=Reason.SMALL_GROUP if notes else None)
                 )
         return out
+
+    def _reference_bounds(self, kind: str, bases: tuple[str, ...], g: int, t: int) -> tuple[float, float] | None:
+        """Bounds of a group-to-reference comparison from the two groups' exact intervals.
+
+        One rate: the signed difference, the plain ratio. Several (equalized odds): the
+        largest absolute difference and the ratio furthest below 1, as the point value.
+        """
+        bounds = []
+        for base in bases:
+            mine, theirs = self._exact(base, g, t), self._exact(base, self.reference, t)
+            if kind == "difference":
+                low, high = stats.difference_bounds(mine, theirs)
+                bounds.append((low, high) if len(bases) == 1 else _absolute(low, high))
+            else:
+                low, high = stats.ratio_bounds(mine, theirs)
+                bounds.append((low, high) if len(bases) == 1 else _below_one(low, high))
+        if any(not np.isfinite(b[1]) for b in bounds):
+            return None  # the reference's rate may be 0: no finite bound on the ratio
+        pick = max if kind == "difference" else min
+        return (pick(b[0] for b in bounds), pick(b[1] for b in bounds))
+
+
+EXACT_NOTE = "interval: exact binomial (Clopper-Pearson), as the bootstrap interval was a point or the denominator small"
+
+
+def _absolute(low: float, high: float) -> tuple[float, float]:
+    """Bounds of |x| for x in [low, high]."""
+    if low <= 0 <= high:
+        return (0.0, max(-low, high))
+    return (min(abs(low), abs(high)), max(abs(low), abs(high)))
+
+
+def _below_one(low: float, high: float) -> tuple[float, float]:
+    """Bounds of min(r, 1/r) for r in [low, high] (r > 0)."""
+    if low <= 1 <= high:
+        return (min(low, 1 / high if high > 0 else 0.0), 1.0)
+    if high < 1:
+        return (low, high)
+    return (1 / high, 1 / low)
 
 
 def _group_scores(ctx: AuditContext, cell_codes, grouping: Grouping, sizes, setting: _Setting) -> list[Measurement]:

@@ -13,6 +13,7 @@ the bootstrap never copies the data and stays within a fixed memory budget.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -202,13 +203,27 @@ def _count_measurements(
         name = inputs.classes[inputs.positive_index]
         for metric in _UNDEFINED_PER_CLASS:
             out.append(scalar(metric, column=inputs.positive_index, params={"pos_label": name}, class_name=name))
-        return out
+        return [_exact_if_point(m, table, inputs.classes, statistics.ci_level) for m in out]
     for metric in _UNDEFINED_PER_CLASS:
         for index, name in enumerate(inputs.classes):
             out.append(scalar(metric, column=index, params={"class": name}, class_name=name))
     for average in ("macro", "weighted"):
         out += [scalar(f"{metric}_{average}") for metric in _UNDEFINED_PER_CLASS]
-    return out
+    return [_exact_if_point(m, table, inputs.classes, statistics.ci_level) for m in out]
+
+
+def _exact_if_point(m: Measurement, table: np.ndarray, classes, level: float) -> Measurement:
+    """A per-class precision or recall whose bootstrap interval is a point gets the exact binomial one.
+
+    A class predicted 7 times, always rightly, has precision 1 in every resample; the data
+    do not say it is 1 for certain (issue 12; :func:`audit.stats.rate_interval`).
+    """
+    if m.metric not in ("precision", "recall") or m.ci is None or m.ci[0] != m.ci[1]:
+        return m
+    index = list(classes).index(m.params.get("class", m.params.get("pos_label")))
+    trials = table[:, index].sum() if m.metric == "precision" else table[index].sum()
+    ci, _ = stats.rate_interval(m.ci, float(table[index, index]), float(trials), level, min_trials=0)
+    return dataclasses.replace(m, ci=ci)
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,8 @@ Defaults, chosen to keep the demo fast and the curve readable:
   for L2 both are multiplied by the square root of the number of movable inputs (the L2 size
   of an Linf perturbation that uses the whole budget in every coordinate). Epsilon 0, the
   clean accuracy on the attacked rows, is always included;
-- 10 steps of 2.5 * epsilon / 10, no random start; 500 rows.
+- 10 steps of 2.5 * epsilon / 10; PGD from the clean input and from ``restarts`` random
+  starts (a point is robust only if it survives all of them); 500 rows.
 
 Per group: each sensitive column on its own (crossed groups of 500 rows are mostly too small
 to say anything), robust accuracy with intervals stratified by group, and the median
@@ -25,6 +26,7 @@ smaller changes.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -166,7 +168,10 @@ def plan_run(ctx: AuditContext) -> Setup:
 
     correct = ctx.predictions.decisions[rows] == data.labels[rows]
     target = sweep.Target(domain, torch.from_numpy(data.labels[rows]), correct, evaluate)
-    plan = sweep.Plan(check.norm, check.steps, check.step_size, ctx.seed, len(data.classes), _attack_batch(data, spec.batch_size))
+    plan = sweep.Plan(
+        check.norm, check.steps, check.step_size, ctx.seed, len(data.classes), _attack_batch(data, spec.batch_size),
+        restarts=check.restarts,
+    )
     epsilons = sorted({0.0, *check.epsilons}) if check.epsilons is not None else domain.default_epsilons()
     return Setup(
         rows, domain, target, plan, epsilons, attack_names(ctx.config, black_box=not ctx.model.differentiable),
@@ -194,6 +199,16 @@ def _ci(replicates: np.ndarray, level: float) -> tuple[float, float] | None:
     return None if np.isnan(low) else (low, high)
 
 
+def _rate_ci(replicates: np.ndarray, value: float, n: int, setup: Setup) -> tuple[float, float] | None:
+    """A share's interval: the bootstrap one, or the exact binomial one where that is a point or n is small.
+
+    A group of 12 points all broken at an epsilon resamples to 0 every time; its interval must
+    still say that the true robust accuracy may be above 0 (:func:`audit.stats.rate_interval`).
+    """
+    ci, _ = stats.rate_interval(_ci(replicates, setup.level), round(value * n), n, setup.level, min_trials=setup.min_group_size)
+    return ci
+
+
 def _curve(outcome: sweep.Outcome, setup: Setup, rng: np.random.Generator) -> list[Measurement]:
     """Overall robust accuracy and success rate at each epsilon, and the median perturbation."""
     found = summary.curve(outcome.broken_at, len(outcome.epsilons), setup.replicates, rng)
@@ -209,7 +224,9 @@ def _curve(outcome: sweep.Outcome, setup: Setup, rng: np.random.Generator) -> li
                 out.append(Measurement(CHECK, metric, None, n=n, params=params, note=why, status="undefined",
                                        reason=Reason.NOTHING_TO_ATTACK))
             else:
-                out.append(Measurement(CHECK, metric, value, ci=_ci(boot, setup.level), n=n, params=params, note=outcome.note))
+                # nothing is attacked at epsilon 0, so its success rate is 0 for certain
+                ci = _ci(boot, setup.level) if eps == 0 and metric == "attack_success_rate" else _rate_ci(boot, value, n, setup)
+                out.append(Measurement(CHECK, metric, value, ci=ci, n=n, params=params, note=outcome.note))
     point, boot = summary.median_perturbation(outcome.distance, setup.replicates, rng)
     out.append(_median(outcome, setup, point, boot, None, correct))
     return out
@@ -284,7 +301,8 @@ def _group_curve(outcome, setup: Setup, grouping, found) -> list[Measurement]:
         for k, eps in enumerate(outcome.epsilons):
             boot = found.get("boot:robust_accuracy", np.zeros((0, grouping.size, len(outcome.epsilons))))[:, g, k]
             out.append(Measurement(
-                CHECK, "robust_accuracy", float(found["robust_accuracy"][g, k]), group=label, ci=_ci(boot, setup.level),
+                CHECK, "robust_accuracy", float(found["robust_accuracy"][g, k]), group=label,
+                ci=_rate_ci(boot, float(found["robust_accuracy"][g, k]), size, setup),
                 n=size, params=_params(outcome, setup, eps=eps), note=note, status="insufficient" if small else None,
                 reason=Reason.SMALL_GROUP if small else None,
             ))
@@ -329,7 +347,10 @@ def _gap(outcome, setup: Setup, grouping, value, boot, high, low, sizes) -> Meas
 
 def _large_epsilon_run(ctx: AuditContext, setup: Setup) -> sweep.Outcome:
     name = LARGE_EPSILON_ATTACK[setup.plan.norm] if ctx.model.differentiable else attacks.BLACK_BOX
-    return sweep.run(attacks.get(name), setup.target, [setup.domain.large_epsilon()], setup.plan, keep=0)
+    # the deterministic start alone: this run tests the gradients, and random starts over a ball
+    # that covers every input would break points whatever the gradients say
+    plan = dataclasses.replace(setup.plan, restarts=0)
+    return sweep.run(attacks.get(name), setup.target, [setup.domain.large_epsilon()], plan, keep=0)
 
 
 def _large_epsilon(large: sweep.Outcome, setup: Setup, rng) -> list[Measurement]:
@@ -337,7 +358,8 @@ def _large_epsilon(large: sweep.Outcome, setup: Setup, rng) -> list[Measurement]
     boot = found.get("boot:robust_accuracy", np.zeros((0, 1)))[:, 0]
     note = "accuracy under an attack whose epsilon reaches every allowed input; near 0 unless gradients are masked"
     return [Measurement(
-        CHECK, "large_epsilon_accuracy", float(found["robust_accuracy"][0]), ci=_ci(boot, setup.level), n=setup.target.n,
+        CHECK, "large_epsilon_accuracy", float(found["robust_accuracy"][0]), n=setup.target.n,
+        ci=_rate_ci(boot, float(found["robust_accuracy"][0]), setup.target.n, setup),
         params=_params(large, setup, eps=large.epsilons[0]), note=note,
     )]
 

@@ -15,10 +15,10 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
-from audit.registry import Registry
 from audit.explain import captum_methods, exact, lime_methods, shap_methods
 from audit.explain.attribution import Attribution
 from audit.explain.model import ExplainedModel, Request
+from audit.registry import Registry
 
 TABULAR, IMAGE = "tabular", "image"
 

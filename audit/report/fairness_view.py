@@ -105,7 +105,7 @@ def fairness_view(result: AuditResult) -> dict[str, Any]:
     return {
         "measured": bool(index.groupings),
         "failure": failed[0] if failed else None,
-        "lead": _lead(columns, crossed, result.model.get("positive_class")),
+        "lead": _lead(columns, crossed, result.model.get("positive_class")) + _policy(result),
         "level": level,
         "multiclass": multiclass,
         "sentences": _sentences(index, level),
@@ -121,6 +121,23 @@ def _lead(columns: list[str], crossed: bool, positive: str | None) -> str:
         f"Whether the model treats groups ({named}) alike: how often each group is "
         f"{outcome}, and how often the model is wrong for each group."
     )
+
+
+def _policy(result: AuditResult) -> str:
+    """Which groups the between-group disparities compare, from the measurements' own params."""
+    between = [m for m in result.measurements if m.check == CHECK and m.params.get("method") == "between_groups"]
+    if not between:
+        return ""
+    params = between[0].params
+    small = params.get("small_groups") == "exclude"
+    missing = params.get("missing") == "exclude"
+    if not (small or missing):
+        return " Disparities between groups compare every group, small ones and (missing) included."
+    left = "groups below the minimum group size" if small else ""
+    left += (" and " if small and missing else "") + ("the (missing) group" if missing else "")
+    names = sorted({m.params["left_out"] for m in between if m.params.get("left_out")})
+    listed = f" Left out here: {'; '.join(names)}." if names else ""
+    return f" Disparities between groups leave out {left}: those are reported with their own numbers, not judged.{listed}"
 
 
 # ---------------------------------------------------------------- sentences

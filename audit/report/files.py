@@ -1,7 +1,7 @@
 """An audit's files, rendered from its result: the one place that knows what a report folder holds.
 
 The CLI and tests both call :func:`write_report`; every file is rendered before any is written,
-and :func:`audit.output.write_files` moves them into place together, so a folder never holds a
+and :func:`audit.output.write_audit` swaps the whole folder in at once, so a folder never holds a
 half-written or mixed report.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from audit.output import prepare_output_dir, write_files
+from audit.output import prepare_output_dir, write_audit
 from audit.results import AuditResult
 
 
@@ -38,16 +38,19 @@ def report_files(result: AuditResult, *, templates: Path | None = None, chromium
 
 
 def write_report(
-    result: AuditResult, folder: str | Path, *, templates: str | Path | None = None, chromium: str | None = None
+    result: AuditResult, folder: str | Path, *, templates: str | Path | None = None, chromium: str | None = None,
+    force: bool = False,
 ) -> dict[str, str | bytes]:
-    """Write result.json, report.html, model_card.md, junit.xml and summary.md into ``folder``.
+    """Write result.json, report.html, model_card.md, junit.xml and summary.md as the folder ``folder``.
 
-    Returns the files written, by name, so a caller can show or publish one of them.
+    The folder is replaced whole (a previous audit's folder, or with ``force`` any folder), as
+    :func:`audit.output.write_audit` does. Returns the files written, by name, so a caller can
+    show or publish one of them.
 
     >>> from audit import load_config, run_audit, write_report
     >>> write_report(run_audit(load_config("examples/adult_mlp.yaml")), "reports/adult")  # doctest: +SKIP
     """
-    out = prepare_output_dir(folder)
+    out = prepare_output_dir(folder, force=force)
     files = report_files(result, templates=Path(templates) if templates else None, chromium=chromium)
-    write_files(out, files)
+    write_audit(out, files, force=force)
     return files

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 
 from audit import profiles
 from audit.catalogue import catalogue
@@ -20,6 +21,7 @@ from audit.report.explanations_view import explanations_view
 from audit.report.fairness_view import fairness_view
 from audit.report.format import ci_text, number, percent
 from audit.report.robustness_view import robustness_view
+from audit.errors import ConfigError
 from audit.resources import bundled
 from audit.results import AuditResult, Measurement
 
@@ -54,23 +56,72 @@ def glossary(level: str) -> dict[str, str]:
 
 
 def environment(templates: Path | None = None) -> jinja2.Environment:
-    folders = [str(templates)] if templates else []
-    folders.append(str(bundled("templates")))
-    env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(folders),
-        autoescape=True,
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
+    """The bundled templates, with a user's folder in front of them when the spec names one.
+
+    A spec (and its templates folder) may come from a pull request, so user templates render
+    in Jinja2's sandbox, which refuses attribute tricks that reach Python internals, and their
+    loader never reads outside the folder (no '..', no symlink pointing elsewhere).
+    """
+    bundled_loader = jinja2.FileSystemLoader(str(bundled("templates")))
+    options = dict(autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    if templates is None:
+        env = jinja2.Environment(loader=bundled_loader, **options)
+    else:
+        loader = jinja2.ChoiceLoader([ConfinedLoader(templates), bundled_loader])
+        env = ImmutableSandboxedEnvironment(loader=loader, **options)
     env.filters.update(number=number, percent=percent, ci=ci_text)
     return env
 
 
+class ConfinedLoader(jinja2.FileSystemLoader):
+    """A FileSystemLoader for one folder that refuses files resolving outside it."""
+
+    def __init__(self, folder: Path) -> None:
+        super().__init__(str(folder))
+        self.folder = Path(folder).resolve()
+
+    def get_source(self, environment: jinja2.Environment, template: str) -> tuple[str, str, Any]:
+        source, filename, uptodate = super().get_source(environment, template)
+        if not Path(filename).resolve().is_relative_to(self.folder):
+            raise jinja2.TemplateNotFound(template)
+        return source, filename, uptodate
+
+
 def render(result: AuditResult, *, templates: Path | None = None) -> str:
+    """report.html; a broken or hostile user template is one ConfigError naming it."""
+    try:
+        env = environment(templates)
+        css = env.loader.get_source(env, "report.css")[0]
+        return env.get_template("report.html.j2").render(view=build_view(result), css=css)
+    except (jinja2.TemplateError, SecurityError) as exc:
+        if templates is None:
+            raise
+        raise ConfigError(
+            f"report.templates: a template in {templates} failed: {type(exc).__name__}: {_first_line(exc)}",
+            hint="fix the template, or remove report.templates to use the bundled ones",
+        ) from None
+
+
+def check_templates(templates: Path | None) -> None:
+    """Compile every user template before the audit runs, so a syntax error costs no audit."""
+    if templates is None:
+        return
     env = environment(templates)
-    css = env.loader.get_source(env, "report.css")[0]
-    return env.get_template("report.html.j2").render(view=build_view(result), css=css)
+    for path in sorted(Path(templates).rglob("*.j2")):
+        name = path.relative_to(templates).as_posix()
+        try:
+            env.get_template(name)
+        except (jinja2.TemplateError, SecurityError) as exc:
+            raise ConfigError(
+                f"report.templates: {name} failed: {type(exc).__name__}: {_first_line(exc)}",
+                hint="fix the template, or remove report.templates to use the bundled ones",
+            ) from None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    line = text.splitlines()[0] if text else ""
+    return line if len(line) <= 200 else line[:197] + "..."
 
 
 def build_view(result: AuditResult) -> dict[str, Any]:

@@ -7,19 +7,24 @@ are neutralised so a value cannot break the table.
 from __future__ import annotations
 
 import html
+import re
 
 from audit.report.facts import confidence_label, facts
 from audit.report.format import ci_text, number
 from audit.results import AuditResult
 
+UNSAFE_SCHEME = re.compile(r"\b(javascript|vbscript|data|file|blob)\s*:", re.IGNORECASE)
 ICONS = {"pass": "✅ pass", "warn": "⚠️ warn", "fail": "❌ fail", "inconclusive": "❔ inconclusive", "error": "⛔ error"}
 
 
 def cell(text: object) -> str:
+    """User text as inert Markdown: no HTML, no emphasis, links, headings or table breaks."""
     escaped = html.escape(str(text), quote=False)
-    for raw, safe in (("|", "\\|"), ("\r", " "), ("\n", " "), ("`", "\\`"), ("*", "\\*"), ("_", "\\_"), ("[", "\\["), ("]", "\\]")):
+    for raw, safe in (("|", "\\|"), ("\r", " "), ("\n", " "), ("`", "\\`"), ("*", "\\*"), ("_", "\\_"), ("[", "\\["), ("]", "\\]"),
+                      ("#", "\\#"), ("~", "\\~"), ("!", "\\!")):
         escaped = escaped.replace(raw, safe)
-    return escaped
+    # a lax renderer may still link a bare scheme; only http(s) links are ever wanted
+    return UNSAFE_SCHEME.sub(lambda m: m.group(1) + "&#58;", escaped)
 
 
 def render(result: AuditResult) -> str:

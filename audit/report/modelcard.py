@@ -126,10 +126,16 @@ def _quantitative(result: AuditResult) -> CardSection:
     if rows:
         section.tables.append((["Metric", "Value", "Interval"], rows))
     columns = [c for c in dict.fromkeys(next(iter(m.group)) for m in result.select("data", "group_share"))]
+    rates = _group_rates(result)
+    counts: dict[str, list[Measurement]] = {}
+    for count in result.select("fairness", "count"):
+        if count.group and len(count.group) == 1:
+            counts.setdefault(next(iter(count.group)), []).append(count)
     group_rows = []
     for column in columns:
-        for count in (m for m in result.select("fairness", "count") if m.group and list(m.group) == [column]):
-            values = [_group_value(result, rate, count.group) for rate in GROUP_RATES]
+        for count in counts.get(column, []):
+            key = _group_key(count.group)
+            values = [number(rates[(rate, key)].value) if (rate, key) in rates else "-" for rate in GROUP_RATES]
             group_rows.append([column, count.group[column], f"{int(count.value):,}", *values])
     if group_rows:
         section.tables.append((["Attribute", "Group", "Examples", "Selection rate", "TPR", "FPR", "Accuracy"], group_rows))
@@ -145,9 +151,20 @@ def _quantitative(result: AuditResult) -> CardSection:
     return section
 
 
-def _group_value(result: AuditResult, metric: str, group: dict[str, str]) -> str:
-    m = next((m for m in result.select("fairness", metric) if m.group == group and "class" not in m.params), None)
-    return "-" if m is None else number(m.value)
+def _group_rates(result: AuditResult) -> dict[tuple[str, tuple], Measurement]:
+    """One pass over the measurements: (metric, group) -> the first per-group rate, not per class.
+
+    Looking each value up by scanning every measurement made the card quadratic in groups.
+    """
+    index: dict[tuple[str, tuple], Measurement] = {}
+    for m in result.select("fairness"):
+        if m.metric in GROUP_RATES and m.group and "class" not in m.params:
+            index.setdefault((m.metric, _group_key(m.group)), m)
+    return index
+
+
+def _group_key(group: dict[str, str]) -> tuple:
+    return tuple(sorted(group.items()))
 
 
 def _ethics(result: AuditResult) -> CardSection:

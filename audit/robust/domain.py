@@ -112,11 +112,11 @@ class ImageDomain:
     def project(self, z: torch.Tensor, rows: np.ndarray, eps: float) -> torch.Tensor:
         clean = self.clean[rows].double()
         delta = self.low + z.double() * (self.high - self.low) - clean
-        delta = _within_budget(delta.reshape(len(rows), -1), np.ones(1), eps, self.norm).reshape(clean.shape)
+        delta = _within_budget(delta.flatten(1), np.ones(1), eps, self.norm).reshape(clean.shape)
         return torch.clamp(clean + delta, self.low, self.high).float()
 
     def distance(self, x: torch.Tensor, rows: np.ndarray) -> np.ndarray:
-        delta = (x.double() - self.clean[rows].double()).reshape(len(rows), -1).numpy()
+        delta = (x.double() - self.clean[rows].double()).flatten(1).numpy()
         return _norm(delta, self.norm)
 
     def violations(self, x: torch.Tensor, rows: np.ndarray, eps: float) -> list[str]:
@@ -252,7 +252,7 @@ class _TabularModel(_Anchor):
         self.powers = 2 ** torch.arange(domain.bits, device=device)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        flat = z.reshape(len(z), -1)
+        flat = z.flatten(1)
         key = ((flat[:, self.width : self.width + self.bits] > 0.5).long() * self.powers).sum(dim=1)
         key = key.clamp(0, len(self.clean) - 1)
         base = self.clean[key]
@@ -317,7 +317,7 @@ class TabularDomain:
 
     def project(self, z: torch.Tensor, rows: np.ndarray, eps: float) -> torch.Tensor:
         scale, sd = self.scale(eps), self.rules.sd[self.mutable]
-        flat = z.double().reshape(len(rows), -1).numpy()[:, : self.movable]
+        flat = z.double().flatten(1).numpy()[:, : self.movable]
         delta = (flat - self.origin(scale, rows)) * scale * sd
         delta = _within_budget(torch.from_numpy(delta), sd, eps, self.norm).numpy()
         x = self.clean64[rows]

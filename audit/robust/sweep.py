@@ -5,13 +5,21 @@ correctly classified and not broken at any smaller epsilon. A point broken at a 
 epsilon counts as broken at every larger one: its adversarial example lies inside every
 larger ball, so the sweep is never weaker than independent runs at each epsilon.
 
-PGD here (:mod:`audit.robust.pgd`) is torchattacks.PGD's update without random start, with a
-per-point loss, so a point's steps do not depend on its batch. With ``early_exit=False`` the
-sweep's verdict on every point it attacks is exactly an independent ``torchattacks.PGD``
-run's; with the default early exit, a point is broken exactly when some iterate of that run
-is adversarial (torchattacks keeps only the last one). Either way a point robust in the sweep
-is robust in the independent run, so the sweep's robust accuracy is never higher
-(tests/test_robustness_sweep.py checks all three statements against torchattacks).
+PGD here (:mod:`audit.robust.pgd`) is torchattacks.PGD's update with a per-point loss, so a
+point's steps do not depend on its batch. At each epsilon it runs first from the clean input
+(the deterministic start), then ``restarts`` times from a random start on the points that
+survived it (all restarts in one batch): a point is robust only if it survives the
+deterministic start and every restart. Restart ``r`` starts every point from ``uniform(-eps, eps)`` drawn for all points at
+once under ``torch.manual_seed(seed + r)``, exactly the start ``torchattacks.PGD`` draws under
+that seed for the same points. So with ``early_exit=False`` the sweep's verdict on a point
+equals "broken by the deterministic run or by one of the seeded torchattacks runs"; with the
+default early exit, a point is broken when some iterate of one of those runs is adversarial
+(torchattacks keeps only the last one). Either way a point robust in the sweep is robust in
+each independent run, so the sweep's robust accuracy is never higher than any of them
+(tests/test_robustness_sweep.py checks these statements against torchattacks).
+
+What the curve is: an upper bound on the true robust accuracy (a stronger attack can only
+lower it). AutoAttack (``attacks: [AutoAttack]``) is the stronger reference.
 
 An attack's output counts only after :meth:`project` puts it back into the domain and the
 model, re-evaluated on the projected input with the audit's own decision rule, gets it wrong.
@@ -22,6 +30,7 @@ of size ``d`` is broken at every epsilon ``>= d``.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass, field
 from typing import Callable
@@ -44,6 +53,7 @@ class Plan:
     classes: int
     batch_size: int  # rows per attack call
     early_exit: bool = True  # PGD stops a point at its first adversarial iterate (audit.robust.pgd)
+    restarts: int = 0  # random restarts after the deterministic start, for attacks that gain from them
 
 
 @dataclass(frozen=True)
@@ -116,13 +126,62 @@ def _sweep(attack: Attack, target: Target, epsilons: list[float], plan: Plan, ke
             attacked.append(0)
             continue
         attacked.append(int(todo.size))
-        for chunk in _batches(todo, plan.batch_size):
-            adversarial, hit = _attack(attack, target, chunk, eps, plan)
-            broken_at[chunk[hit]] = k
-            # inside the budget by construction; float32 storage may add ~1e-8, which is noise
-            distance[chunk[hit]] = np.minimum(target.domain.distance(adversarial[hit], chunk[hit]), eps)
-            kept.add(chunk[hit], adversarial[hit], k, distance[chunk[hit]])
+        _attack_rows(attack, target, todo, k, eps, plan, broken_at, distance, kept)
+        if attack.restarts and plan.restarts:
+            _restarts(attack, target, k, eps, plan, broken_at, distance, kept)
     return broken_at, distance, kept.examples(), attacked
+
+
+def _restarts(attack: Attack, target: Target, k: int, eps: float, plan: Plan, broken_at, distance, kept) -> None:
+    """The random restarts of the points that survived the deterministic start, several per call.
+
+    The copies of a point run side by side (each its own start; PGD's steps do not depend on
+    the batch), as many restarts per pass as fit in one attack batch, so a small model pays
+    for one call instead of ``restarts`` and a large one holds one batch of copies at a time;
+    a point is broken when any copy breaks it, and later passes attack only the survivors.
+    """
+    restart = 1
+    while restart <= plan.restarts:
+        todo = np.flatnonzero(broken_at > k)
+        if todo.size == 0:
+            return
+        chosen = list(range(restart, min(plan.restarts, restart + max(1, plan.batch_size // todo.size) - 1) + 1))
+        start = None
+        if attack.name == "PGD":  # PGD takes its starts from here; PGDL2 draws its own from seed + restart
+            start = torch.cat([_random_start(target, eps, plan, r)[todo] for r in chosen])
+        rows = np.tile(todo, len(chosen))
+        _attack_rows(attack, target, rows, k, eps, plan, broken_at, distance, kept, restart=restart, start=start)
+        restart = chosen[-1] + 1
+
+
+def _attack_rows(attack, target, rows, k, eps, plan, broken_at, distance, kept, *, restart=0, start=None) -> None:
+    """Attack ``rows`` (a point may appear more than once) at epsilon ``k`` and record what broke."""
+    for positions in _batches(np.arange(rows.size), plan.batch_size):
+        chunk = rows[positions]
+        adversarial, hit = _attack(attack, target, chunk, eps, plan, restart, None if start is None else start[positions])
+        _, first = np.unique(chunk[hit], return_index=True)  # one example per point
+        found = np.flatnonzero(hit)[first]
+        found = found[broken_at[chunk[found]] > k]  # not already broken by a copy in an earlier batch
+        if not found.size:
+            continue
+        broken_at[chunk[found]] = k
+        # inside the budget by construction; float32 storage may add ~1e-8, which is noise
+        distance[chunk[found]] = np.minimum(target.domain.distance(adversarial[found], chunk[found]), eps)
+        kept.add(chunk[found], adversarial[found], k, distance[chunk[found]])
+
+
+def _random_start(target: Target, eps: float, plan: Plan, restart: int) -> torch.Tensor:
+    """PGD's random start number ``restart`` for every point, in attack units.
+
+    Drawn for all points at once, as ``torchattacks.PGD(random_start=True)`` draws it for a
+    batch of all of them under ``torch.manual_seed(seed + restart)``: a point's start depends
+    on its position only, never on which points are still being attacked.
+    """
+    reach = eps / target.domain.scale(eps)
+    inputs = target.domain.attack_inputs(np.arange(target.n), eps)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(plan.seed + restart)
+        return torch.empty_like(inputs).uniform_(-reach, reach)
 
 
 def _minimal(attack: Attack, target: Target, epsilons: list[float], plan: Plan, keep: int | None):
@@ -148,10 +207,12 @@ def _start(target: Target, size: int) -> tuple[np.ndarray, np.ndarray]:
     return broken_at, distance
 
 
-def _attack(attack: Attack, target: Target, chunk: np.ndarray, eps: float, plan: Plan) -> tuple[torch.Tensor, np.ndarray]:
+def _attack(
+    attack: Attack, target: Target, chunk: np.ndarray, eps: float, plan: Plan, restart: int = 0, start: torch.Tensor | None = None
+) -> tuple[torch.Tensor, np.ndarray]:
     """Attack ``chunk`` at ``eps``; the projected examples and which of them the model gets wrong."""
     domain = target.domain
-    settings = _settings(domain, plan, eps)
+    settings = dataclasses.replace(_settings(domain, plan, eps), restart=restart, start=start)
     inputs = domain.attack_inputs(chunk, eps)
     output = attacks.perturb(attack, domain.attack_model(eps), inputs, target.labels[chunk], settings)
     adversarial = domain.project(output, chunk, eps)
