@@ -38,7 +38,7 @@ from audit.checks import performance
 from audit.checks.performance import binary_score_statistic
 from audit.context import AuditContext
 from audit.data import MISSING_GROUP
-from audit.groups import DENOMINATOR, Grouping
+from audit.groups import Grouping
 from audit.results import Measurement, Reason, small_group
 
 CHECK = "fairness"
@@ -313,11 +313,11 @@ class _Emitter:
 
     def _few(self, rate: str, g: int, t: int) -> bool:
         """The rate's own denominator is below min_denominator (row-based rates: the group rule)."""
-        return DENOMINATOR[rate] != "rows" and self.denominators[rate][g, t] < self.setting.min_denominator
+        return _rate_entries()[rate].denominator != "rows" and self.denominators[rate][g, t] < self.setting.min_denominator
 
     def _few_text(self, rate: str, g: int, t: int) -> str:
         count = int(self.denominators[rate][g, t])
-        return f"{_label(self.grouping.labels[g])}: {rate} rests on {count} {DENOMINATOR[rate]}, fewer than {self.setting.min_denominator}"
+        return f"{_label(self.grouping.labels[g])}: {rate} rests on {count} {_rate_entries()[rate].denominator}, fewer than {self.setting.min_denominator}"
 
     def group_measurements(self) -> list[Measurement]:
         out = []
@@ -343,7 +343,7 @@ class _Emitter:
         notes = [note] if note else []
         if self._few(rate, g, t) and not status:
             status = "insufficient"
-            notes = [f"insufficient: {int(self.denominators[rate][g, t])} {DENOMINATOR[rate]}, fewer than {self.setting.min_denominator}"]
+            notes = [f"insufficient: {int(self.denominators[rate][g, t])} {_rate_entries()[rate].denominator}, fewer than {self.setting.min_denominator}"]
         if exact:
             notes.append(EXACT_NOTE)
         return Measurement(CHECK, rate, value, group=label, ci=ci, n=n, params=params, note="; ".join(notes) or None, status=status,
