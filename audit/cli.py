@@ -41,7 +41,7 @@ from audit.results import AuditResult, read_result
 from audit.runner import preflight, run_audit
 
 EXIT_OK, EXIT_GATE_FAILED, EXIT_BAD_INPUT = 0, 1, 2
-DEMO_SPECS = ("adult_mlp.yaml", "digits_cnn.yaml")
+DEMO_SPECS = ("adult_mlp.yaml", "digits_cnn.yaml", "dreaddit_transformer.yaml")
 STARTER_KINDS = ("tabular", "image", "predictions")
 
 
@@ -88,7 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_regulation_commands(commands)
 
-    demo = commands.add_parser("demo", help="audit the two bundled demo models offline")
+    demo = commands.add_parser("demo", help="audit the three bundled demo models offline")
     demo.add_argument("--out", type=Path, default=Path("reports/demo"))
     demo.add_argument("--quiet", action="store_true")
     demo.add_argument("--force", action="store_true", help="replace the output folders even if they hold other files")

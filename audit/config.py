@@ -250,13 +250,59 @@ class ImageData(Strict):
         return self
 
 
-DataSpec = Annotated[Union[TabularData, ImageData], Field(discriminator="kind")]
+class TokenizerSpec(Strict):
+    """The model's own tokenizer, read offline, and how texts are cut and padded."""
 
-MODEL_KINDS_WITH_FILE = ("torchscript", "export", "state_dict", "onnx", "pickle")
+    path: SpecPath | None = Field(
+        None, description="a tokenizers tokenizer.json, or a folder holding one; default: the model folder"
+    )
+    max_length: int = Field(128, ge=2, description="tokens per text, special tokens included")
+    truncation_side: Literal["right", "left"] = Field("right", description="which end of a long text is cut")
+    padding: Literal["longest", "max_length"] = Field(
+        "longest", description="pad each batch to its longest text, or every text to max_length"
+    )
+    pad_token: str | None = Field(None, description="default: the tokenizer's padding token, [PAD] or <pad>")
+
+
+def _identity_terms(value: dict[str, list[str]]) -> dict[str, list[str]]:
+    for group, terms in value.items():
+        if not str(group).strip():
+            raise ValueError("identity group names must not be empty")
+        if not terms or any(not isinstance(t, str) or not t.strip() for t in terms):
+            raise ValueError(f"identity group {group!r} needs a list of non-empty terms; found {terms!r}")
+    return value
+
+
+class TextData(Strict):
+    kind: Literal["text"]
+    path: SpecPath
+    format: Literal["csv", "parquet", "jsonl"] | None = Field(None, description="default: from the file suffix")
+    csv: CsvOptions = CsvOptions()
+    text_column: str = Field("text", description="the column holding the texts")
+    label: LabelSpec
+    sensitive: list[SensitiveSpec] = Field(default_factory=list, description="metadata columns, as for tabular")
+    identity: Annotated[dict[str, list[str]], AfterValidator(_identity_terms)] = Field(
+        default_factory=dict,
+        description="identity-mention subgroups: group -> terms, matched whole-word and case-insensitively",
+    )
+    tokenizer: TokenizerSpec = TokenizerSpec()
+    filter: str | None = Field(None, description="pandas query over the data's columns")
+    sample: SampleSpec | None = None
+
+    @model_validator(mode="after")
+    def _check_label(self) -> "TextData":
+        if self.label.column is None:
+            raise ValueError("label.column is required for text data")
+        return self
+
+
+DataSpec = Annotated[Union[TabularData, ImageData, TextData], Field(discriminator="kind")]
+
+MODEL_KINDS_WITH_FILE = ("torchscript", "export", "state_dict", "onnx", "pickle", "transformers")
 
 
 class ModelSpec(Strict):
-    kind: Literal["torchscript", "export", "state_dict", "onnx", "pickle", "predictions"]
+    kind: Literal["torchscript", "export", "state_dict", "onnx", "pickle", "predictions", "transformers"]
     name: str | None = None
     path: SpecPath | None = None
     factory: str | None = Field(None, description="'file.py:function' or 'module:function' building the module")
@@ -422,11 +468,61 @@ class RobustnessCheck(Strict):
         return self
 
 
+class IdentityBiasCheck(Strict):
+    """Borkan et al. 2019 bias AUCs over the data's identity-mention subgroups (text data)."""
+
+    enabled: bool = True
+    power: float = Field(-5.0, description="generalized mean exponent (the Jigsaw benchmark: -5)")
+    overall_weight: float = Field(0.25, ge=0, le=1, description="weight of the overall AUC in the final score")
+
+
+class SwapSpec(Strict):
+    """Identity terms swapped for their partners: [[he, she], [his, her], [him, her], ...]."""
+
+    groups: tuple[str, str] = Field(("first", "second"), description="names of the two sides, e.g. [male, female]")
+    pairs: list[tuple[str, str]] = Field(min_length=1, description="[term of the first side, its partner]")
+
+
+class CounterfactualCheck(Strict):
+    enabled: bool = True
+    swaps: dict[str, SwapSpec] = Field(default_factory=dict, description="swap name -> term pairs")
+    examples: int = Field(5, ge=0, description="texts with the largest change shown in the report")
+
+
+class TokenAttributionsCheck(Strict):
+    enabled: bool = True
+    methods: list[str] = Field(
+        default_factory=lambda: ["LayerIntegratedGradients"],
+        description="LayerIntegratedGradients, LayerGradientXActivation, Partition (SHAP), LIME",
+    )
+    rows: int = Field(100, ge=1, description="texts explained (seeded sample)")
+    costly_rows: int = Field(20, ge=1, description="text cap for SHAP Partition and LIME")
+    steps: int = Field(20, ge=2, description="Integrated Gradients steps")
+    examples: int = Field(3, ge=0, description="highlighted texts per kind in the report")
+
+
+class TextRobustnessCheck(Strict):
+    enabled: bool = True
+    attacks: list[Literal["char", "word"]] = Field(default_factory=lambda: ["char", "word"], min_length=1)
+    budgets: list[Annotated[float, Field(gt=0, le=1)]] = Field(
+        default_factory=lambda: [0.05, 0.1, 0.2], min_length=1, description="most words changed, as a share of words"
+    )
+    rows: int = Field(100, ge=1, description="texts attacked (seeded sample of correctly classified ones)")
+    neighbours: int = Field(50, ge=1, description="word attack: candidate replacements per word (TextFooler: 50)")
+    word_vectors: SpecPath | None = Field(None, description="word attack: a word2vec text file; default: the model's embeddings")
+    change_identity_terms: bool = Field(False, description="let attacks change identity terms")
+    examples: int = Field(3, ge=0, description="adversarial texts shown in the report")
+
+
 class Checks(Strict):
     performance: PerformanceCheck = PerformanceCheck()
     fairness: FairnessCheck = FairnessCheck()
     explanations: ExplanationsCheck = ExplanationsCheck()
     robustness: RobustnessCheck = RobustnessCheck()
+    identity_bias: IdentityBiasCheck = IdentityBiasCheck()
+    counterfactual: CounterfactualCheck = CounterfactualCheck()
+    token_attributions: TokenAttributionsCheck = TokenAttributionsCheck()
+    text_robustness: TextRobustnessCheck = TextRobustnessCheck()
 
 
 THRESHOLD_PATTERN = re.compile(
@@ -610,6 +706,10 @@ class AuditConfig(Strict):
     def _check_pairing(self) -> "AuditConfig":
         if self.model.kind == "predictions" and self.data.kind != "tabular":
             raise ValueError("kind 'predictions' reads columns of tabular data")
+        if self.model.kind == "transformers" and self.data.kind != "text":
+            raise ValueError("kind 'transformers' reads text data (set data.kind: text)")
+        if self.data.kind == "text" and self.model.kind in ("onnx", "predictions"):
+            raise ValueError(f"text data needs a PyTorch model taking token ids; kind {self.model.kind!r} is not supported for text")
         if self.model.kind != "predictions" and self.data.kind == "tabular":
             if self.data.features is None and self.data.features_file is None:
                 raise ValueError("data.features (or data.features_file) is required to build the model's input")
@@ -885,7 +985,7 @@ def _key_path(loc: tuple[Any, ...], raw: Any) -> list[Any]:
 def _is_union_tag(part: Any) -> bool:
     # pydantic puts the discriminator value or a union member's name in the location
     return isinstance(part, str) and (
-        part in {"tabular", "image", "numeric", "categorical"} or part.startswith(("function-", "tagged-"))
+        part in {"tabular", "image", "text", "numeric", "categorical"} or part.startswith(("function-", "tagged-"))
     )
 
 

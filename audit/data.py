@@ -39,6 +39,10 @@ def load_data(config: AuditConfig) -> AuditData:
     spec = config.data
     if isinstance(spec, TabularData):
         return _load_tabular(spec, config)
+    if spec.kind == "text":
+        from audit.text.data import load_text_data
+
+        return load_text_data(spec, config)
     return _load_images(spec, config.seed, config.checks.fairness.max_groups)
 
 

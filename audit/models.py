@@ -175,6 +175,10 @@ def load_model(config: AuditConfig) -> ModelAdapter:
     spec = config.model
     if spec.kind == "predictions":
         raise ConfigError("a predictions-only spec has no model to load")
+    if config.data.kind == "text":
+        from audit.text.model import load_text_model
+
+        return load_text_model(config, LOADERS)
     device = select_device(spec.device)
     loader = LOADERS[spec.kind]
     return loader(spec, Path(spec.path), device, config.base_dir)

@@ -18,6 +18,7 @@ from audit.config import AuditConfig
 PACKAGES = (
     "rai-audit", "torch", "numpy", "pandas", "pyarrow", "scipy", "scikit-learn", "fairlearn",
     "captum", "shap", "lime", "torchattacks", "onnxruntime", "safetensors", "pydantic", "Jinja2",
+    "transformers", "tokenizers",
 )
 
 
@@ -46,7 +47,21 @@ def input_files(config: AuditConfig) -> dict[str, str]:
             files[role] = path
     if config.model.factory and config.model.factory.rpartition(":")[0].endswith(".py"):
         files["factory"] = str((config.base_dir / config.model.factory.rpartition(":")[0]).resolve())
-    return files
+    tokenizer = getattr(getattr(config.data, "tokenizer", None), "path", None)
+    if tokenizer:
+        files["tokenizer"] = tokenizer
+    return _folder_files(files)
+
+
+def _folder_files(files: dict[str, str]) -> dict[str, str]:
+    # a transformers model is a folder: hash each file in it (config, weights, tokenizer)
+    out: dict[str, str] = {}
+    for role, path in files.items():
+        if Path(path).is_dir():
+            out |= {f"{role}/{f.name}": str(f) for f in sorted(Path(path).iterdir()) if f.is_file()}
+        else:
+            out[role] = path
+    return out
 
 
 def _config_sha256(config: AuditConfig) -> str:

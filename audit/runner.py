@@ -78,7 +78,8 @@ def build_context(config: AuditConfig) -> AuditContext:
     else:
         model = load_model(config)
         predictions = predict(model, data, config.model)
-    ctx = AuditContext(config=config, data=data, predictions=predictions, model=model)
+    ctx = AuditContext(config=config, data=data, predictions=predictions, model=model,
+                       warnings=list(data.summary.get("warnings", [])))
     _warn_one_class(ctx)
     return ctx
 

@@ -35,7 +35,7 @@ def check_against_spec(thresholds: list[Threshold], config: AuditConfig) -> None
             if valid is not None:
                 _require(where, f"param {key}", wanted, valid)
         for column, wanted in _group_items(threshold):
-            _require(where, "group column", column, [s.column for s in config.data.sensitive])
+            _require(where, "group column", column, _group_columns(config))
             labels = _bin_labels(config, column)
             if labels is not None:
                 _require(where, f"group value of {column}", wanted, labels)
@@ -55,7 +55,7 @@ def check_against_data(thresholds: list[Threshold], sensitive: pd.DataFrame) -> 
 def _require_enabled_check(where: str, threshold: Threshold, config: AuditConfig) -> None:
     """Refuse a threshold whose metric only checks that the spec turns off would measure."""
     measuring = [name for name, names in checks.metrics().items()
-                 if threshold.metric in names and threshold.check in (None, name)]
+                 if threshold.metric in names and threshold.check in (None, name) and checks.applies(name, config)]
     sections = [getattr(config.checks, name, None) for name in measuring]
     if measuring and all(section is not None and not section.enabled for section in sections):
         raise ConfigError(
@@ -143,9 +143,23 @@ PARAM_RULES: dict[str, Callable[[Threshold, AuditConfig], list[Any] | None]] = {
 """param name -> the values the spec allows (None: the spec cannot tell; the run will)."""
 
 
+def _sensitive_columns(config: AuditConfig) -> tuple[str, ...]:
+    """The sensitive columns, and for text data one ``mentions:GROUP`` column per identity group."""
+    from audit.text.identity import MENTIONS_PREFIX
+
+    identity = getattr(config.data, "identity", {})
+    return (*(s.column for s in config.data.sensitive), *(f"{MENTIONS_PREFIX}{g}" for g in identity))
+
+
+def _group_columns(config: AuditConfig) -> list[str]:
+    # the text checks group by identity mention: {identity: GROUP}
+    extra = ["identity"] if getattr(config.data, "identity", None) else []
+    return [*_sensitive_columns(config), *extra]
+
+
 def _groupings(config: AuditConfig) -> list[str]:
     """Every grouping's name: each sensitive column, then each cross fairness measures."""
-    columns = tuple(s.column for s in config.data.sensitive)
+    columns = _sensitive_columns(config)
     crossed = crosses(columns, config.checks.fairness.intersections)
     return [*columns, *("+".join(c) for c in crossed)]
 

@@ -46,6 +46,8 @@ def audits(tmp_path_factory) -> dict[str, AuditResult]:
 
 @pytest.mark.parametrize("record", checks.records(), ids=lambda r: r.name)
 def test_every_check_emits_catalogued_measurements_that_round_trip(record, audits):
+    if record.name in checks.TEXT_ONLY:  # not yet: these need a text model fixture here
+        pytest.skip("the text checks run on the text fixtures of tests/test_text*.py")
     audited = audits.get(record.name, audits["default"])
     assert record.catalogue, f"{record.name} catalogues no metric"
     assert record.name in audited.checks_run and not audited.failures

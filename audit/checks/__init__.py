@@ -18,12 +18,24 @@ from audit.checks import data, explanations, fairness, performance, robustness
 from audit.profiles import ll144
 from audit.registry import Registry
 from audit.results import Measurement
+from audit.text import checks as text_checks
 
 if TYPE_CHECKING:
     from audit.catalogue import Metric
     from audit.context import AuditContext
 
 CheckFunction = Callable[["AuditContext"], list[Measurement]]
+
+TEXT_ONLY = ("identity_bias", "counterfactual", "token_attributions", "text_robustness")
+"""Checks that read texts; the tabular and image explanations and attacks have text versions."""
+NOT_FOR_TEXT = ("explanations", "robustness")
+
+
+def applies(name: str, config) -> bool:
+    """Whether a check fits the spec's data kind (text checks for text, the others elsewhere)."""
+    is_text = config.data.kind == "text"
+    return name not in (NOT_FOR_TEXT if is_text else TEXT_ONLY)
+
 
 WANTED: dict[str, Callable] = {
     "ll144": lambda config: "ll144" in config.report.profiles,
@@ -47,11 +59,32 @@ class CheckRecord:
 
 
 CHECKS: Registry[CheckRecord] = Registry("check", field="checks", hint="")
-for _module in (data, performance, fairness, explanations, robustness, ll144):
-    # a check may emit another check's metric under that check's entry (ll144's selection_rate)
-    _shared = tuple(m for m in fairness.CATALOGUE if m.name in getattr(_module, "SHARED", ()))
-    CHECKS.add(CheckRecord(_module.CHECK, _module.run, _module.CATALOGUE + _shared,
+for _module in (data, performance, fairness, explanations, robustness):
+    CHECKS.add(CheckRecord(_module.CHECK, _module.run, _module.CATALOGUE,
                            getattr(_module, "validate", None), getattr(_module, "prepare", None)))
+
+
+def _entries(names: tuple[str, ...]) -> tuple["Metric", ...]:
+    """Catalogue entries for a check that lists names: a name another check catalogues keeps that entry.
+
+    One name, one meaning: the text checks' robust_accuracy is the robustness check's metric.
+    """
+    from audit.catalogue import Metric
+
+    known = {m.name: m for record in CHECKS.values() for m in record.catalogue}
+    return tuple(known.get(name) or Metric(name, name.replace("_", " ")) for name in names)
+
+
+for _name, _run, _names, _validate in (
+    ("identity_bias", text_checks.run_identity_bias, text_checks.IDENTITY_BIAS_METRICS, None),
+    ("counterfactual", text_checks.run_counterfactual, text_checks.COUNTERFACTUAL_METRICS, None),
+    ("token_attributions", text_checks.run_token_attributions, text_checks.TOKEN_ATTRIBUTION_METRICS,
+     text_checks.validate_token_attributions),
+    ("text_robustness", text_checks.run_text_robustness, text_checks.TEXT_ROBUSTNESS_METRICS, None),
+):
+    CHECKS.add(CheckRecord(_name, _run, _entries(_names), _validate))
+# a check may emit another check's metric under that check's entry (ll144's selection_rate)
+CHECKS.add(CheckRecord(ll144.CHECK, ll144.run, ll144.CATALOGUE + _entries(ll144.SHARED), ll144.validate, ll144.prepare))
 
 
 def records() -> list[CheckRecord]:
@@ -62,7 +95,7 @@ def validate(config) -> None:
     """Static input rules of every enabled check, before anything is loaded."""
     for record in records():
         section = getattr(config.checks, record.name, None)
-        if record.validate is not None and (section is None or section.enabled):
+        if record.validate is not None and applies(record.name, config) and (section is None or section.enabled):
             record.validate(config)
 
 
@@ -92,6 +125,6 @@ def enabled(ctx: "AuditContext") -> list[str]:
     for name in names():
         section = getattr(ctx.config.checks, name, None)
         wanted = WANTED.get(name, lambda config: section is None or section.enabled)
-        if wanted(ctx.config):
+        if applies(name, ctx.config) and wanted(ctx.config):
             chosen.append(name)
     return chosen

@@ -22,6 +22,7 @@ from audit.report.fairness_view import fairness_view
 from audit.report.format import ci_text, number, percent
 from audit.report.robustness_view import robustness_view
 from audit.errors import ConfigError
+from audit.report.text_view import text_view
 from audit.resources import bundled
 from audit.results import AuditResult, Measurement
 
@@ -134,6 +135,7 @@ def build_view(result: AuditResult) -> dict[str, Any]:
         "fairness": fairness_view(result),
         "explanations": explanations_view(result),
         "robustness": robustness_view(result),
+        "text": text_view(result),
         "model_card": modelcard.build(result),
         "facts": facts,
         "key_findings": facts.key_findings,

@@ -1,0 +1,488 @@
+"""The text checks, registered in :mod:`audit.checks` and run only on text data.
+
+``identity_bias``: Borkan et al. 2019 bias AUCs per identity-mention subgroup, their
+generalized power means and the Jigsaw final score, with bootstrap intervals.
+``counterfactual``: identity-term swaps (:mod:`audit.text.counterfactual`).
+``token_attributions`` and ``text_robustness``: :mod:`audit.text.attributions`,
+:mod:`audit.text.attacks`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from audit import stats
+from audit.context import AuditContext
+from audit.errors import CheckError
+from audit.results import Measurement
+from audit.text import bias
+from audit.text.identity import MENTIONS_PREFIX, YES
+
+IDENTITY_BIAS_METRICS = (
+    *bias.BIAS_METRICS, *(f"{name}_power_mean" for name in bias.BIAS_METRICS), "overall_auc", "bias_score",
+)
+# which of the subgroup's classes each AUC compares against the background: the rate's denominator
+SUBGROUP_CLASSES = {"subgroup_auc": (True, False), "bpsn_auc": (False,), "bnsp_auc": (True,)}
+
+
+def identity_subgroups(ctx: AuditContext) -> dict[str, np.ndarray]:
+    """Identity group -> boolean mask of the texts mentioning it (groups with no mention are absent)."""
+    frame = ctx.data.sensitive
+    return {
+        column[len(MENTIONS_PREFIX):]: (frame[column] == YES).to_numpy()
+        for column in frame.columns
+        if str(column).startswith(MENTIONS_PREFIX)
+    }
+
+
+def binary_scores(ctx: AuditContext, what: str) -> tuple[np.ndarray, np.ndarray]:
+    if not ctx.data.is_binary or ctx.predictions.scores is None:
+        raise CheckError(f"{what} needs a binary classifier with scores", hint=f"disable checks.{what} for this model")
+    return ctx.data.labels == ctx.data.positive_index, ctx.predictions.scores
+
+
+def run_identity_bias(ctx: AuditContext) -> list[Measurement]:
+    positive, scores = binary_scores(ctx, "identity_bias")
+    subgroups = identity_subgroups(ctx)
+    if not subgroups:
+        ctx.warn("identity_bias: no identity group of data.identity is mentioned in the texts; no bias AUCs")
+        return []
+    section = ctx.config.checks.identity_bias
+    ranking = stats.ranking(positive, scores)
+
+    def statistic(weights):
+        return bias.bias_statistics(ranking, positive, subgroups, power=section.power,
+                                    overall_weight=section.overall_weight, weights=weights)
+
+    point = statistic(None)
+    settings = ctx.config.statistics
+    chunks = stats.bootstrap_weights_chunks(len(positive), settings.bootstrap, np.random.default_rng(ctx.seed))
+    replicates = stats.replicate(statistic, chunks)
+    minimum = ctx.config.checks.fairness.min_group_size
+
+    def interval(key):
+        if key not in replicates:
+            return None
+        low, high = stats.percentile_interval(replicates[key], settings.ci_level)
+        return None if np.isnan(low) else (low, high)
+
+    out = []
+    for group, mask in subgroups.items():
+        for name in bias.BIAS_METRICS:
+            out.append(_bias_measurement(name, group, float(point[f"{name}:{group}"]), interval(f"{name}:{group}"),
+                                         mask, positive, minimum))
+    params = {"p": section.power}
+    for name in bias.BIAS_METRICS:
+        key = f"{name}:power_mean"
+        out.append(_summary(f"{name}_power_mean", point[key], interval(key), len(positive), params))
+    out.append(_summary("overall_auc", point["overall_auc"], interval("overall_auc"), len(positive), {}))
+    out.append(_summary("bias_score", point["final_score"], interval("final_score"), len(positive),
+                        params | {"overall_weight": section.overall_weight}))
+    return out
+
+
+def _bias_measurement(name, group, value, ci, mask, positive, minimum) -> Measurement:
+    sizes = [int((mask & (positive == cls)).sum()) for cls in SUBGROUP_CLASSES[name]]
+    if np.isnan(value):
+        return Measurement("identity_bias", name, None, group={"identity": group}, n=int(mask.sum()),
+                           status="undefined", note="the subset lacks positives or negatives")
+    small = min(sizes) < minimum
+    note = f"insufficient: the subgroup has {min(sizes)} texts of the class compared, fewer than {minimum}" if small else None
+    return Measurement("identity_bias", name, value, group={"identity": group}, ci=ci, n=int(mask.sum()),
+                       status="insufficient" if small else None, note=note)
+
+
+def _summary(metric: str, value, ci, n: int, params: dict) -> Measurement:
+    value = float(value)
+    if np.isnan(value):
+        return Measurement("identity_bias", metric, None, n=n, params=params, status="undefined",
+                           note="a subgroup's AUC is undefined")
+    return Measurement("identity_bias", metric, value, ci=ci, n=n, params=params)
+
+
+# ---------------------------------------------------------------- counterfactual swaps
+
+COUNTERFACTUAL_METRICS = (
+    "counterfactual_flip_rate", "counterfactual_mean_score_change", "counterfactual_mean_absolute_score_change",
+    "counterfactual_max_score_change", "counterfactual_texts", "counterfactual_example",
+)
+EXAMPLE_CHARS = 600
+
+
+def texts_of(ctx: AuditContext) -> list[str]:
+    return ctx.data.frame[ctx.config.data.text_column].tolist()
+
+
+def positive_scores(ctx: AuditContext, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Positive-class score and decision (1 = positive) of new texts, as the audit scores its data."""
+    from audit.models import predictions_from_outputs
+
+    outputs = ctx.model.score_texts(texts, batch_size=ctx.config.model.batch_size)
+    found = predictions_from_outputs(outputs, ctx.data, ctx.config.model)
+    return found.scores, found.decisions == ctx.data.positive_index
+
+
+def run_counterfactual(ctx: AuditContext) -> list[Measurement]:
+    from audit.text.counterfactual import directions
+
+    binary_scores(ctx, "counterfactual")
+    section = ctx.config.checks.counterfactual
+    if not section.swaps:
+        ctx.warn("counterfactual: no swaps declared (checks.counterfactual.swaps); nothing swapped")
+        return []
+    texts = texts_of(ctx)
+    scores = ctx.predictions.scores
+    decisions = ctx.predictions.decisions == ctx.data.positive_index
+    rng = np.random.default_rng(ctx.seed)
+    out = []
+    for swap, spec in section.swaps.items():
+        pooled = []
+        for direction in directions(spec):
+            rows = np.flatnonzero([direction.pattern.search(t) is not None for t in texts])
+            if rows.size == 0:
+                ctx.warn(f"counterfactual swap '{swap}' ({direction.name}): no text mentions a term to swap")
+                continue
+            rewritten = [direction.rewrite(texts[r]) for r in rows]
+            new_scores, new_decisions = positive_scores(ctx, rewritten)
+            change = new_scores - scores[rows]
+            flips = new_decisions != decisions[rows]
+            params = {"swap": swap, "direction": direction.name}
+            out += _change_measurements(ctx, change, flips, params, rng)
+            pooled.append((rows, rewritten, new_scores, change, flips, direction.name))
+        if pooled:
+            change = np.concatenate([p[3] for p in pooled])
+            flips = np.concatenate([p[4] for p in pooled])
+            out += _change_measurements(ctx, change, flips, {"swap": swap, "direction": "both"}, rng)
+            out += _examples(ctx, swap, pooled, section.examples, texts)
+    return out
+
+
+def _change_measurements(ctx, change: np.ndarray, flips: np.ndarray, params: dict, rng) -> list[Measurement]:
+    settings = ctx.config.statistics
+    columns = {
+        "counterfactual_flip_rate": flips.astype(np.float64),
+        "counterfactual_mean_score_change": change,
+        "counterfactual_mean_absolute_score_change": np.abs(change),
+    }
+    n = len(change)
+    replicates = {name: [] for name in columns}
+    for weights in stats.bootstrap_weights_chunks(n, settings.bootstrap, rng):
+        for name, values in columns.items():
+            replicates[name].append(weights @ values / n)
+    out = [Measurement("counterfactual", "counterfactual_texts", float(n), n=n, params=params)]
+    for name, values in columns.items():
+        ci = stats.percentile_interval(np.concatenate(replicates[name]), settings.ci_level) if replicates[name] else None
+        out.append(Measurement("counterfactual", name, float(values.mean()), ci=ci, n=n, params=params))
+    out.append(Measurement("counterfactual", "counterfactual_max_score_change", float(np.abs(change).max()),
+                           n=n, params=params))
+    return out
+
+
+def _examples(ctx, swap: str, pooled: list, count: int, texts: list[str]) -> list[Measurement]:
+    """The texts whose score moved most, original and rewritten (the report escapes them)."""
+    rows = [(abs(c), r, new, s, c, name) for rs, rewritten, scores, changes, _, name in pooled
+            for r, new, s, c in zip(rs, rewritten, scores, changes)]
+    rows.sort(key=lambda item: (-item[0], item[1]))
+    out = []
+    for _, row, new, score, change, name in rows[:count]:
+        out.append(Measurement("counterfactual", "counterfactual_example", float(change), n=1, params={
+            "swap": swap, "direction": name, "row": int(row), "text": texts[row][:EXAMPLE_CHARS],
+            "counterfactual": new[:EXAMPLE_CHARS], "score": float(ctx.predictions.scores[row]),
+            "counterfactual_score": float(score),
+        }))
+    return out
+
+
+# ---------------------------------------------------------------- token attributions
+
+TOKEN_ATTRIBUTION_METRICS = (
+    "texts_explained", "token_importance", "identity_attribution_share", "completeness_gap", "method_agreement",
+    "highlighted_text",
+)
+TOP_TOKENS = 15
+MIN_OCCURRENCES = 3
+
+
+def validate_token_attributions(config) -> None:
+    from audit.text.attributions import check_methods
+
+    check_methods(config.checks.token_attributions.methods)
+
+
+def run_token_attributions(ctx: AuditContext) -> list[Measurement]:
+    from audit.text import attributions as attr
+
+    section = ctx.config.checks.token_attributions
+    texts = texts_of(ctx)
+    rng = np.random.default_rng([ctx.seed, 14])
+    sample = np.sort(rng.choice(ctx.data.n, size=min(section.rows, ctx.data.n), replace=False))
+    targets = _explained_class(ctx)
+    found, batches = {}, {}
+    for name in section.methods:
+        rows = sample[: section.costly_rows] if name in attr.COSTLY else sample
+        batches[name] = attr.text_batch(ctx.model, [texts[r] for r in rows], rows, targets[rows])
+        found[name] = attr.explain(ctx.model, name, batches[name], steps=section.steps, seed=ctx.seed)
+    primary = section.methods[0]
+    words = {name: [attr.word_values(found[name], batches[name], i) for i in range(len(batches[name].rows))]
+             for name in found}
+    out = [Measurement("token_attributions", "texts_explained", float(len(batches[n].rows)), n=len(batches[n].rows),
+                       params={"method": n}) for n in found]
+    out += _token_importance(ctx, primary, words[primary], rng)
+    out += _identity_share(ctx, primary, batches[primary].rows, words[primary], rng)
+    out += [_completeness(name, a) for name, a in found.items() if a.additive]
+    out += [_agreement(primary, name, words[primary], words[name]) for name in found if name != primary]
+    out += _highlights(ctx, primary, texts, targets, section)
+    return out
+
+
+def _explained_class(ctx: AuditContext) -> np.ndarray:
+    """The predicted class, as an output column (column 0 for a model with one output)."""
+    probe = ctx.model.tokenizer.encode(texts_of(ctx)[:1]).ids
+    with torch_no_grad():
+        width = ctx.model.call(probe, (probe != ctx.model.pad_id).long()).reshape(1, -1).shape[1]
+    return ctx.predictions.decisions if width > 1 else np.zeros(ctx.data.n, dtype=np.int64)
+
+
+def torch_no_grad():
+    import torch
+
+    return torch.no_grad()
+
+
+def _shares(words) -> list[tuple[list[str], np.ndarray]]:
+    out = []
+    for text_words in words:
+        magnitude = np.abs([w.value for w in text_words])
+        total = magnitude.sum()
+        out.append(([w.text.lower() for w in text_words], magnitude / total if total > 0 else magnitude))
+    return out
+
+
+def _mean_with_interval(ctx, values: np.ndarray, rng) -> tuple[float, tuple[float, float] | None]:
+    settings = ctx.config.statistics
+    if settings.bootstrap == 0 or len(values) < 2:
+        return float(values.mean()), None
+    replicates = np.concatenate([w @ values / len(values)
+                                 for w in stats.bootstrap_weights_chunks(len(values), settings.bootstrap, rng)])
+    return float(values.mean()), stats.percentile_interval(replicates, settings.ci_level)
+
+
+def _token_importance(ctx, method: str, words, rng) -> list[Measurement]:
+    """Mean share of a text's absolute attribution that each frequent word carries."""
+    occurrences: dict[str, list[float]] = {}
+    for tokens, shares in _shares(words):
+        for token, share in zip(tokens, shares):
+            occurrences.setdefault(token, []).append(float(share))
+    frequent = {t: np.array(v) for t, v in occurrences.items() if len(v) >= MIN_OCCURRENCES and any(c.isalnum() for c in t)}
+    ranked = sorted(frequent, key=lambda t: (-frequent[t].mean(), t))[:TOP_TOKENS]
+    out = []
+    for token in ranked:
+        value, ci = _mean_with_interval(ctx, frequent[token], rng)
+        out.append(Measurement("token_attributions", "token_importance", value, ci=ci, n=len(frequent[token]),
+                               params={"method": method, "token": token}))
+    return out
+
+
+def _identity_share(ctx, method: str, rows: np.ndarray, words, rng) -> list[Measurement]:
+    """Per identity group: the share of attribution its terms carry, in texts mentioning it."""
+    from audit.text.identity import term_pattern
+
+    out = []
+    for group, terms in ctx.config.data.identity.items():
+        pattern = term_pattern(terms)
+        values = np.array([sum(s for t, s in zip(tokens, shares) if pattern.fullmatch(t))
+                           for tokens, shares in _shares(words)
+                           if any(pattern.fullmatch(t) for t in tokens)])
+        if values.size == 0:
+            continue
+        value, ci = _mean_with_interval(ctx, values, rng)
+        out.append(Measurement("token_attributions", "identity_attribution_share", value, ci=ci, n=int(values.size),
+                               group={"identity": group}, params={"method": method}))
+    return out
+
+
+def _completeness(name: str, attribution) -> Measurement:
+    gaps = np.abs(attribution.completeness_gaps())
+    scale = np.abs(attribution.outputs - attribution.base_values)
+    return Measurement("token_attributions", "completeness_gap", float(gaps.sum() / max(scale.sum(), 1e-12)),
+                       n=attribution.n, params={"method": name},
+                       note="sum of absolute gaps over sum of |f(x) - f(baseline)|")
+
+
+def _agreement(first: str, second: str, a_words, b_words) -> Measurement:
+    """Mean Spearman correlation of the two methods' word attributions over the texts both explain."""
+    from scipy.stats import spearmanr
+
+    values = []
+    for a, b in zip(a_words, b_words):
+        if len(a) > 2:
+            rho = spearmanr([w.value for w in a], [w.value for w in b]).statistic
+            if np.isfinite(rho):
+                values.append(rho)
+    return Measurement("token_attributions", "method_agreement", float(np.mean(values)) if values else None,
+                       n=len(values), params={"methods": f"{first}|{second}"},
+                       status=None if values else "undefined")
+
+
+def _highlights(ctx, method: str, texts: list[str], targets: np.ndarray, section) -> list[Measurement]:
+    """Word attributions of the worst errors and the least certain texts, for the report."""
+    from audit.text import attributions as attr
+
+    if section.examples == 0:
+        return []
+    scores = ctx.predictions.scores
+    positive = ctx.data.labels == ctx.data.positive_index
+    wrong = np.flatnonzero((ctx.predictions.decisions != ctx.data.labels))
+    confidence_in_error = np.abs(scores[wrong] - ctx.config.model.threshold)
+    chosen = [(int(r), "worst error") for r in wrong[np.argsort(-confidence_in_error, kind="stable")][: section.examples]]
+    uncertain = np.argsort(np.abs(scores - ctx.config.model.threshold), kind="stable")
+    chosen += [(int(r), "least certain") for r in uncertain if int(r) not in {c for c, _ in chosen}][: section.examples]
+    rows = np.array([r for r, _ in chosen])
+    batch = attr.text_batch(ctx.model, [texts[r] for r in rows], rows, targets[rows])
+    found = attr.explain(ctx.model, method, batch, steps=section.steps, seed=ctx.seed)
+    out = []
+    for i, (row, reason) in enumerate(chosen):
+        words = attr.word_values(found, batch, i)
+        out.append(Measurement("token_attributions", "highlighted_text", float(scores[row]), n=1, params={
+            "method": method, "row": row, "reason": reason, "label": ctx.data.classes[ctx.data.labels[row]],
+            "positive": bool(positive[row]), "words": [[w.text, round(w.value, 6)] for w in words],
+        }))
+    return out
+
+
+# ---------------------------------------------------------------- text attacks
+
+TEXT_ROBUSTNESS_METRICS = (
+    "texts_attacked", "robust_accuracy", "attack_success_rate", "perturbed_word_share", "queries_per_example",
+    "adversarial_text",
+)
+
+
+def run_text_robustness(ctx: AuditContext) -> list[Measurement]:
+    from audit.text import attacks
+
+    binary_scores(ctx, "text_robustness")
+    section = ctx.config.checks.text_robustness
+    texts = texts_of(ctx)
+    rows = np.sort(np.random.default_rng([ctx.seed, 15]).choice(ctx.data.n, size=min(section.rows, ctx.data.n), replace=False))
+    correct = ctx.predictions.decisions[rows] == ctx.data.labels[rows]
+    protected = _protected_terms(ctx, section)
+    readable = _readable_words(ctx, [texts[r] for r in rows])
+    out = [Measurement("text_robustness", "texts_attacked", float(len(rows)), n=len(rows))]
+    for name in section.attacks:
+        candidates = _candidates(ctx, name, section)
+        searches = {k: _search(ctx, texts[row], int(row), candidates, protected, readable[k], max(section.budgets))
+                    for k, row in enumerate(rows) if correct[k]}
+        outcomes = attacks.run_searches(searches, lambda k, scores: _true_probability(ctx, int(rows[k]), scores),
+                                        lambda batch: positive_scores(ctx, batch)[0])
+        out += _attack_measurements(ctx, name, section, rows, correct, outcomes)
+        out += _adversarial_examples(ctx, name, section, rows, outcomes, texts)
+    return out
+
+
+def _protected_terms(ctx, section):
+    from audit.text.identity import term_pattern
+
+    terms = [t for group in ctx.config.data.identity.values() for t in group]
+    if section.change_identity_terms or not terms:
+        return lambda word: False
+    pattern = term_pattern(terms)
+    return lambda word: pattern.fullmatch(word) is not None
+
+
+def _readable_words(ctx, texts: list[str]) -> list[int]:
+    """Words the model reads in each text: those starting before the last token kept by truncation."""
+    from audit.text.attacks import pieces
+
+    out = []
+    for text, encoding in zip(texts, ctx.model.tokenizer.encodings(texts)):
+        ends = [b for (a, b), w in zip(encoding.offsets, encoding.word_ids) if w is not None]
+        limit = max(ends, default=0)
+        count, position = 0, 0
+        for piece in pieces(text):
+            if position >= limit:
+                break
+            count += piece[0].isalpha()
+            position += len(piece)
+        out.append(count)
+    return out
+
+
+def _candidates(ctx, name: str, section):
+    from audit.text import attacks
+
+    if name == "char":
+        return attacks.char_candidates
+    if section.word_vectors:
+        neighbours = attacks.file_neighbours(section.word_vectors, section.neighbours)
+    elif ctx.model.embeddings is not None:
+        neighbours = attacks.model_neighbours(ctx.model, section.neighbours)
+    else:
+        raise CheckError("the word attack needs the model's token embeddings or a word-vector file",
+                         hint="set checks.text_robustness.word_vectors, or attack with char only")
+    return lambda word, rng: neighbours(word)
+
+
+def _true_probability(ctx, row: int, scores: np.ndarray) -> np.ndarray:
+    return scores if ctx.data.labels[row] == ctx.data.positive_index else 1.0 - scores
+
+
+def _search(ctx, text: str, row: int, candidates, protected, readable: int, budget: float):
+    from audit.text import attacks
+
+    is_positive = ctx.data.labels[row] == ctx.data.positive_index
+    threshold = ctx.config.model.threshold
+
+    def flipped(p: float) -> bool:
+        return p < threshold if is_positive else p <= 1.0 - threshold
+
+    words = sum(piece[0].isalpha() for piece in attacks.pieces(text))
+    return attacks.search(text, flipped, limit=attacks.word_limit(budget, words), candidates=candidates,
+                          protected=protected, readable_words=readable, seed=ctx.seed + row)
+
+
+def _attack_measurements(ctx, name, section, rows, correct, outcomes) -> list[Measurement]:
+    from audit.text import attacks
+
+    rng = np.random.default_rng([ctx.seed, 16])
+    subgroups = {g: mask[rows] for g, mask in identity_subgroups(ctx).items()}
+    out = []
+    for budget in sorted(section.budgets):
+        success = np.zeros(len(rows), dtype=bool)
+        queries, share = np.zeros(len(rows)), np.full(len(rows), np.nan)
+        for k, outcome in outcomes.items():
+            won, spent, changed = outcome.at_limit(attacks.word_limit(budget, outcome.words))
+            success[k], queries[k] = won, spent
+            if won:
+                share[k] = changed / outcome.words
+        params = {"attack": name, "budget": budget}
+        robust = (correct & ~success).astype(np.float64)
+        out.append(_rate(ctx, "robust_accuracy", robust, params, rng))
+        out.append(_rate(ctx, "attack_success_rate", success[correct].astype(np.float64), params, rng))
+        out.append(_rate(ctx, "perturbed_word_share", share[success], params, rng))
+        out.append(_rate(ctx, "queries_per_example", queries[correct], params, rng))
+        for group, mask in subgroups.items():
+            out.append(_rate(ctx, "robust_accuracy", robust[mask], params, rng, group={"identity": group}))
+    return out
+
+
+def _rate(ctx, metric: str, values: np.ndarray, params: dict, rng, group=None) -> Measurement:
+    if values.size == 0:
+        return Measurement("text_robustness", metric, None, group=group, n=0, params=params, status="undefined",
+                           note="no text to average over")
+    value, ci = _mean_with_interval(ctx, values, rng)
+    return Measurement("text_robustness", metric, value, group=group, ci=ci, n=int(values.size), params=params)
+
+
+def _adversarial_examples(ctx, name, section, rows, outcomes, texts) -> list[Measurement]:
+    won = sorted((len(o.change_queries), k) for k, o in outcomes.items() if o.flipped)
+    out = []
+    for changed, k in won[: section.examples]:
+        row = int(rows[k])
+        adversarial = outcomes[k].adversarial
+        scores, _ = positive_scores(ctx, [adversarial])
+        out.append(Measurement("text_robustness", "adversarial_text", float(scores[0]), n=1, params={
+            "attack": name, "row": row, "words_changed": changed, "text": texts[row][:EXAMPLE_CHARS],
+            "adversarial": adversarial[:EXAMPLE_CHARS], "score": float(ctx.predictions.scores[row]),
+        }))
+    return out
