@@ -66,7 +66,7 @@ class ModelAdapter:
             )
         return self.module
 
-    def call(self, inputs: torch.Tensor) -> torch.Tensor:
+    def rows(self, inputs: torch.Tensor) -> torch.Tensor:
         """The model on any number of rows, ``(N, width)``: the one way every check invokes it.
 
         Differentiable when the model has a module (explanations, attacks); a graph exported
@@ -114,7 +114,7 @@ class ModelAdapter:
     def _batch_outputs(self, batch: torch.Tensor) -> np.ndarray:
         self.forward_calls += 1
         try:
-            result = self.call(batch)
+            result = self.rows(batch)
         except ModelError:
             raise
         except Exception as exc:  # any failure inside a user's model is a model problem

@@ -86,7 +86,7 @@ class ExplainedModel:
 
     def scores(self, inputs: torch.Tensor) -> torch.Tensor:
         """Differentiable per-class scores (gradient methods); the module must exist."""
-        return self.class_scores(self.adapter.call(inputs))
+        return self.class_scores(self.adapter.rows(inputs))
 
     def target_total(self, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """Sum over rows of each row's target score, differentiable: its gradient is every row's gradient.
@@ -95,7 +95,7 @@ class ExplainedModel:
         with as few operations as possible, since its backward pass runs for every step of
         Integrated Gradients (the per-class table costs a fifth more time on a small network).
         """
-        raw = self.adapter.call(inputs)
+        raw = self.adapter.rows(inputs)
         if not self.binary:
             first = int(targets[0])
             return raw[:, first].sum() if bool((targets == first).all()) else raw.gather(1, targets.view(-1, 1)).sum()
@@ -114,7 +114,7 @@ class ExplainedModel:
         """
         size = self.batch_rows
         with torch.no_grad():
-            parts = [self.adapter.call(inputs[start : start + size]).detach().cpu()
+            parts = [self.adapter.rows(inputs[start : start + size]).detach().cpu()
                      for start in range(0, inputs.shape[0], size)]
         if not parts:
             return torch.zeros((0, self.classes))

@@ -41,10 +41,10 @@ class AdapterModule(nn.Module):
     def __init__(self, adapter: ModelAdapter) -> None:
         super().__init__()
         self.module = adapter.module  # registered, so an attack finds the parameters and their device
-        self.call = adapter.call
+        self.rows = adapter.rows
 
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
-        return self.call(inputs)
+        return self.rows(inputs)
 
 
 class DecisionLogits(nn.Module):
