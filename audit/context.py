@@ -79,6 +79,8 @@ class AuditContext:
     model: "ModelAdapter | None" = None
     warnings: list[str] = field(default_factory=list)
     artefacts: list = field(default_factory=list)  # audit.results.Artefact
+    seconds: dict[str, float] = field(default_factory=dict)
+    """Wall time of the parts of a check worth naming (each explanation method), for provenance."""
 
     def warn(self, message: str) -> None:
         """Record something the reader must know that does not stop the audit."""

@@ -8,6 +8,7 @@ encoded feature tensor and, per encoded column, the source column it came from.
 from __future__ import annotations
 
 import difflib
+import sys
 import zipfile
 from pathlib import Path
 
@@ -62,6 +63,7 @@ def _load_tabular(spec: TabularData, config: AuditConfig) -> AuditData:
         needed += [c for c in (config.model.decision_column, config.model.score_column) if c]
     features = _feature_list(spec) if config.model.kind != "predictions" else []
     require_columns(frame, needed + [f.name for f in features], spec.path)
+    frame = _compact(frame, keep={f.name for f in features if isinstance(f, NumericFeature)})
     labels = encode_labels(frame[spec.label.column], spec.label, where=f"column '{spec.label.column}'")
     tensor, columns = encode_features(frame, features)
     summary = {
@@ -105,7 +107,7 @@ def read_table(spec: TabularData) -> pd.DataFrame:
     path = Path(spec.path)
     try:
         if _table_format(spec) == "parquet":
-            return pd.read_parquet(path)
+            return _read_parquet(path)
         options = spec.csv
         return pd.read_csv(
             path,
@@ -121,6 +123,34 @@ def read_table(spec: TabularData) -> pd.DataFrame:
     except (OSError, ValueError, pd.errors.ParserError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise DataError(f"cannot read {path.name}: {first}", hint="check data.format and data.csv") from None
+
+
+def _compact(frame: pd.DataFrame, *, keep: set[str]) -> pd.DataFrame:
+    """Text columns as categoricals (but those in ``keep``, declared numeric: their errors name the text).
+
+    The frame lives through the whole audit (proxies, local explanations, prediction columns)
+    and beside the feature tensor while it is built: a small code a row per column instead of
+    a string each is 130 MB less at 1,000,000 Adult rows. Values and missing values are unchanged.
+    """
+    text = [c for c in frame.columns if c not in keep and pd.api.types.is_string_dtype(frame[c])
+            and not isinstance(frame[c].dtype, pd.CategoricalDtype)]
+    if not text:
+        return frame
+    compact = frame.astype({c: "category" for c in text})
+    _release_arrow_memory()
+    return compact
+
+
+def _release_arrow_memory() -> None:
+    if "pyarrow" in sys.modules:
+        sys.modules["pyarrow"].default_memory_pool().release_unused()
+
+
+def _read_parquet(path: Path) -> pd.DataFrame:
+    """The table as pandas; then give Arrow's decoding buffers back (at 1M Adult rows, 90 MB held)."""
+    frame = pd.read_parquet(path)
+    _release_arrow_memory()
+    return frame
 
 
 def _apply_filter(frame: pd.DataFrame, expression: str | None) -> pd.DataFrame:
@@ -166,6 +196,11 @@ def as_strings(values: pd.Series) -> pd.Series:
     declared class or category 1.
     """
     series = pd.Series(values).reset_index(drop=True)
+    if isinstance(series.dtype, pd.CategoricalDtype):
+        # each category once, then by code: pandas converts a categorical row by row
+        names = as_strings(pd.Series(series.cat.categories)).to_numpy(dtype=object)
+        codes = series.cat.codes.to_numpy()
+        return pd.Series(np.where(codes >= 0, names[np.maximum(codes, 0)], None), dtype=object)
     missing = series.isna().to_numpy()
     if pd.api.types.is_float_dtype(series) and np.all(np.mod(series[~missing], 1) == 0):
         text = series.fillna(0).astype(np.int64).astype(str)
@@ -183,7 +218,9 @@ def encode_labels(values: pd.Series | np.ndarray, label: LabelSpec, *, where: st
             hint="filter those rows out with data.filter",
         )
     mapping = {str(k): str(v) for k, v in label.map.items()}
-    text = text.map(lambda v: mapping.get(v, v))
+    if mapping:
+        codes, uniques = pd.factorize(text)  # map each distinct value once, not each row
+        text = pd.Series(np.array([mapping.get(v, v) for v in uniques], dtype=object)[codes])
     classes = [str(c) for c in label.classes]
     codes = category_codes(text, classes)
     if (codes < 0).any():
@@ -197,8 +234,13 @@ def encode_labels(values: pd.Series | np.ndarray, label: LabelSpec, *, where: st
 
 
 def category_codes(text: pd.Series, categories: list[str]) -> np.ndarray:
-    """Index of each value in ``categories``; -1 for a value that is not there."""
-    return pd.Index(categories).get_indexer(text)
+    """Index of each value in ``categories``; -1 for a value that is not there (or missing).
+
+    Looks up each distinct value once: at 1,000,000 rows hashing every string is most of the cost.
+    """
+    codes, uniques = pd.factorize(text)
+    lookup = np.append(pd.Index(categories).get_indexer(uniques), -1)  # code -1 (missing) -> -1
+    return lookup[codes]
 
 
 def build_sensitive(frame: pd.DataFrame, specs: list[SensitiveSpec], *, max_groups: int) -> pd.DataFrame:
@@ -227,7 +269,7 @@ def build_sensitive(frame: pd.DataFrame, specs: list[SensitiveSpec], *, max_grou
 def _check_reference(values: pd.Series, spec: SensitiveSpec) -> None:
     if spec.reference is None:
         return
-    present = sorted(set(values))
+    present = sorted(pd.unique(np.asarray(values, dtype=object)))
     if spec.reference not in present:
         shown = ", ".join(repr(v) for v in present[:10])
         raise DataError(
@@ -261,23 +303,40 @@ def _binned(values: pd.Series, spec: SensitiveSpec) -> pd.Series:
 # ---------------------------------------------------------------- features
 
 
+_FILL_ROWS = 8192
+
+
 def encode_features(
     frame: pd.DataFrame, features: list[NumericFeature | CategoricalFeature]
 ) -> tuple[torch.Tensor | None, tuple[EncodedColumn, ...]]:
     """The model's input tensor (float32) and the source column of each of its columns."""
     if not features:
         return None, ()
-    blocks, columns = [], []
+    values, columns, starts, start = [], [], [], 0
     for feature in features:
+        # kept compact until the fill: the float32 value each cell will hold, small-int codes
         if isinstance(feature, NumericFeature):
-            blocks.append(_numeric(frame[feature.name], feature)[:, None])
-            columns.append(EncodedColumn(feature.name, feature.name))
+            values.append((_numeric(frame[feature.name], feature).astype(np.float32), False))
+            names = [feature.name]
         else:
-            block, names = _categorical(frame[feature.name], feature)
-            blocks.append(block)
-            columns.extend(EncodedColumn(name, feature.name) for name in names)
-    matrix = np.concatenate(blocks, axis=1).astype(np.float32)
-    return torch.from_numpy(np.ascontiguousarray(matrix)), tuple(columns)
+            codes, names = _categorical(frame[feature.name], feature)
+            values.append((codes.astype(np.int32 if len(feature.categories) > 2**15 else np.int16), feature.encoding == "one_hot"))
+        columns.extend(EncodedColumn(name, feature.name) for name in names)
+        starts.append(start)
+        start += len(names)
+    # filled in place, a block of rows at a time (the block stays in cache): float64 blocks
+    # and their concatenation would hold the data three times over
+    matrix = np.zeros((len(frame), start), dtype=np.float32)
+    for first in range(0, len(frame), _FILL_ROWS):
+        block = matrix[first : first + _FILL_ROWS]
+        rows = np.arange(len(block))
+        for (column, one_hot), at in zip(values, starts):
+            part = column[first : first + _FILL_ROWS]
+            if one_hot:
+                block[rows, at + part] = 1.0
+            else:
+                block[:, at] = part
+    return torch.from_numpy(matrix), tuple(columns)
 
 
 def _numeric(values: pd.Series, feature: NumericFeature) -> np.ndarray:
@@ -304,6 +363,7 @@ def _numeric(values: pd.Series, feature: NumericFeature) -> np.ndarray:
 
 
 def _categorical(values: pd.Series, feature: CategoricalFeature) -> tuple[np.ndarray, list[str]]:
+    """Each row's category index (validated) and the encoded column names."""
     text = as_strings(values)
     if text.isna().any():
         raise DataError(
@@ -320,10 +380,8 @@ def _categorical(values: pd.Series, feature: CategoricalFeature) -> tuple[np.nda
             hint="the model never saw them: filter those rows or retrain with the new categories",
         )
     if feature.encoding == "ordinal":
-        return codes[:, None].astype(np.float64), [feature.name]
-    block = np.zeros((len(codes), len(categories)))
-    block[np.arange(len(codes)), codes] = 1.0
-    return block, [f"{feature.name}={c}" for c in categories]
+        return codes, [feature.name]
+    return codes, [f"{feature.name}={c}" for c in categories]
 
 
 # ---------------------------------------------------------------- images

@@ -105,7 +105,8 @@ class ModelAdapter:
         """Raw model outputs for every row, batched, as float64 on the CPU."""
         size = self.static_batch or batch_size
         chunks = []
-        with torch_evaluation(self.module):
+        row_size = int(features[0].numel()) if len(features) else None
+        with torch_evaluation(self.module), small_rows_on_one_thread(self.device, row_size):
             for start in range(0, len(features), size):
                 batch = features[start : start + size]
                 chunks.append(self._batch_outputs(batch))
@@ -135,6 +136,28 @@ def _output_array(result: Any) -> np.ndarray:
         f"the model returned {type(result).__name__}, not a tensor of outputs",
         hint="make forward() return a tensor of shape (batch, outputs), e.g. the logits of a dict output",
     )
+
+
+SMALL_INPUT = 16384
+"""Elements per row up to which prediction and attacks run on one CPU thread."""
+
+
+@contextlib.contextmanager
+def small_rows_on_one_thread(device: torch.device, row_size: int | None) -> Iterator[None]:
+    """One torch thread on a CPU for rows of at most :data:`SMALL_INPUT` elements; restored after.
+
+    Small rows make small operations, which a second thread barely speeds up, and on a busy
+    machine each one waits at a barrier for a thread the system gave to another process:
+    predicting 1,000,000 Adult rows took 15 to 40 s with two threads and 1.8 s with one on the
+    shared 2-core machine (bench/RESULTS.md, bench_threads). Larger rows keep torch's setting.
+    """
+    threads = torch.get_num_threads()
+    if row_size is not None and row_size <= SMALL_INPUT and device.type == "cpu":
+        torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 @contextlib.contextmanager

@@ -43,7 +43,7 @@ def run_audit(config: AuditConfig, *, command: str | None = None) -> AuditResult
         provenance=provenance.build(
             config, device=device, started=started, finished=provenance.now(), command=command
         )
-        | {"check_seconds": timings}
+        | {"check_seconds": timings, "part_seconds": dict(ctx.seconds)}
         | profiles.provenance(config),
         data=_jsonable(ctx.data.summary),
         model=_describe_model(ctx),

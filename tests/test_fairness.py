@@ -16,6 +16,7 @@ import pytest
 from sklearn.calibration import calibration_curve
 from sklearn.metrics import accuracy_score, roc_auc_score
 
+from audit import score_stats
 from audit.checks import fairness
 from audit.cli import main
 from audit.config import AuditConfig, Checks, FairnessCheck, SensitiveSpec, Statistics, TabularData, load_config
@@ -29,7 +30,7 @@ from tests.conftest import make_frame
 
 TOL = 1e-12
 DISPARITIES = tuple(fairness.DISPARITIES)
-GROUP_METRICS = {"count", *RATES, "roc_auc", "expected_calibration_error"}
+GROUP_METRICS = {"count", *RATES, "roc_auc", "average_precision", "log_loss", "expected_calibration_error"}
 # the policy that chose the groups (issue 10.5) is part of what a between-group disparity depends on
 BETWEEN_PARAMS = {"sensitive", "method", "highest_group", "lowest_group", "small_groups", "missing"}
 
@@ -202,8 +203,9 @@ def test_intervals_contain_the_point_value():
         low, high = m.ci
         assert low <= m.value <= high, m
         checked += 1
-    # 11 groups x (10 rates, roc_auc, calibration); 3 x 12 between groups; 8 groups x 12 to a reference
-    assert checked == 11 * 12 + 3 * 12 + 8 * 12
+    # 11 groups x (10 rates, roc_auc, average precision, log loss, calibration); 3 x 12 between
+    # groups; 8 groups x 12 to a reference
+    assert checked == 11 * 14 + 3 * 12 + 8 * 12
 
 
 def test_json_round_trip_and_inputs_not_mutated():
@@ -224,8 +226,10 @@ def test_deterministic_under_a_seed():
     assert first == again
     other = fairness.run(scored_context(n=1500, seed=7)[0])
     assert [(m.metric, m.group, m.params, m.value) for m in other] == [(m.metric, m.group, m.params, m.value) for m in first]
-    changed = [a.ci != b.ci for a, b in zip(first, other) if a.ci is not None]
-    assert changed and all(changed)
+    # bootstrap intervals move with the seed; the score statistics' intervals use no resampling
+    resampled = [a.ci != b.ci for a, b in zip(first, other) if a.ci is not None and a.metric not in score_stats.METRICS]
+    assert resampled and all(resampled)
+    assert all(a.ci == b.ci for a, b in zip(first, other) if a.metric in score_stats.METRICS)
 
 
 def test_no_bootstrap_means_no_intervals():

@@ -16,6 +16,9 @@ support (gradients or hooks on a black box), or a local row id that is not in th
 
 from __future__ import annotations
 
+import contextlib
+import time
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -135,12 +138,14 @@ def run(ctx: "AuditContext") -> list[Measurement]:
         ctx.warn("explanations need a model; a predictions-only audit has none, so none were computed")
         return []
     model = explained_model(ctx)
-    plan = make_plan(ctx, model)
     config = ctx.config.checks.explanations
     features = ctx.data.features
     with model.session(ctx.seed):
-        found = {name: registry.attribute(name, build_request(plan, model, features, plan.rows_for(name), ctx))
-                 for name in plan.methods}
+        plan = make_plan(ctx, model)  # in the session: its column statistics run on one thread too
+        found = {}
+        for name in plan.methods:
+            with _timed(ctx, name):
+                found[name] = registry.attribute(name, build_request(plan, model, features, plan.rows_for(name), ctx))
         tests = _trust(plan, model, features, found, ctx) if config.trust else {}
         if config.randomization_check:
             tests["randomization"] = _randomization(plan, model, features, found, ctx)
@@ -165,17 +170,8 @@ def _trust(plan: Plan, model: ExplainedModel, features: torch.Tensor, found: dic
     """Per-row trust figures of every method, and agreement between every pair."""
     tests: dict[str, dict] = {"completeness": {}, "infidelity": {}, "sensitivity": {}, "agreement": {}}
     for name, attribution in found.items():
-        sampled = _global(plan, name, attribution)
-        if attribution.additive:
-            tests["completeness"][name] = trust.completeness(sampled)
-        head = sampled.take(np.arange(min(TRUST_ROWS, sampled.n)))
-        tests["infidelity"][name] = trust.infidelity(build_request(plan, model, features, head.rows, ctx), head)
-        costly = registry.get(name).costly
-        few = sampled.rows[: SENSITIVITY_ROWS_COSTLY if costly else SENSITIVITY_ROWS]
-        tests["sensitivity"][name] = trust.sensitivity(
-            build_request(plan, model, features, few, ctx), lambda request, name=name: registry.attribute(name, request),
-            samples=3 if costly else trust.SENSITIVITY_SAMPLES,
-        )
+        with _timed(ctx, name):
+            _trust_one(plan, model, features, name, attribution, tests, ctx)
     names = list(found)
     for i, first in enumerate(names):
         for second in names[i + 1 :]:
@@ -183,6 +179,33 @@ def _trust(plan: Plan, model: ExplainedModel, features: torch.Tensor, found: dic
                 _global(plan, first, found[first]), _global(plan, second, found[second]), plan.layout
             )
     return tests
+
+
+def _trust_one(plan: Plan, model: ExplainedModel, features: torch.Tensor, name: str, attribution: Attribution,
+               tests: dict[str, dict], ctx: "AuditContext") -> None:
+    """Completeness, infidelity and sensitivity of one method, into ``tests``."""
+    sampled = _global(plan, name, attribution)
+    if attribution.additive:
+        tests["completeness"][name] = trust.completeness(sampled)
+    head = sampled.take(np.arange(min(TRUST_ROWS, sampled.n)))
+    tests["infidelity"][name] = trust.infidelity(build_request(plan, model, features, head.rows, ctx), head)
+    costly = registry.get(name).costly
+    few = sampled.rows[: SENSITIVITY_ROWS_COSTLY if costly else SENSITIVITY_ROWS]
+    tests["sensitivity"][name] = trust.sensitivity(
+        build_request(plan, model, features, few, ctx), lambda request: registry.attribute(name, request),
+        samples=3 if costly else trust.SENSITIVITY_SAMPLES,
+    )
+
+
+@contextlib.contextmanager
+def _timed(ctx: "AuditContext", name: str) -> Iterator[None]:
+    """Add the wall time of the block to the method's total (provenance: which method dominates)."""
+    start = time.perf_counter()
+    try:
+        yield
+    finally:
+        key = f"explanations.{name}"
+        ctx.seconds[key] = round(ctx.seconds.get(key, 0.0) + time.perf_counter() - start, 4)
 
 
 def _randomization(plan: Plan, model: ExplainedModel, features: torch.Tensor, found: dict[str, Attribution],

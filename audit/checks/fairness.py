@@ -32,10 +32,9 @@ from typing import Any
 
 import numpy as np
 
-from audit import groups, stats
+from audit import groups, score_stats, stats
 from audit.catalogue import Metric
 from audit.checks import performance
-from audit.checks.performance import binary_score_statistic
 from audit.context import AuditContext
 from audit.data import MISSING_GROUP
 from audit.groups import Grouping
@@ -117,7 +116,7 @@ CATALOGUE = (
     *(m for m in performance.CATALOGUE if m.name in ("accuracy", "roc_auc")),  # one entry, whichever check emits it
     *TOP1_CATALOGUE,
     *RATE_CATALOGUE[5:],
-    *(m for m in performance.CATALOGUE if m.name in ("f1", "expected_calibration_error")),
+    *(m for m in performance.CATALOGUE if m.name in ("f1", "average_precision", "log_loss", "expected_calibration_error")),
     *(m for d in DISPARITY_LIST for m in _disparity_metrics(d)),
 )
 METRICS = tuple(m.name for m in CATALOGUE)
@@ -228,6 +227,7 @@ def run(ctx: AuditContext) -> list[Measurement]:
     references = [_reference_index(ctx, grouping) for grouping in chosen]
     included = [included_groups(grouping, _sizes(tables, grouping), setting) for grouping in chosen]
     replicates = _replicates(tables, chosen, references, included, setting, ctx)
+    units = _score_units(ctx, cells)
     out: list[Measurement] = []
     for grouping, reference, kept, grouping_replicates in zip(chosen, references, included, replicates):
         counts = groups.one_vs_rest(groups.group_tables(tables, grouping))[..., list(setting.targets), :]
@@ -236,8 +236,8 @@ def run(ctx: AuditContext) -> list[Measurement]:
         _warn_about_groups(ctx, grouping, sizes, setting.min_group_size)
         emit = _Emitter(grouping, point, grouping_replicates, sizes, reference, setting, counts, kept)
         out += emit.group_measurements() + emit.disparities()
-        if config.group_scores and data.is_binary and ctx.predictions.scores is not None:
-            out += _group_scores(ctx, cells.codes, grouping, sizes, setting)
+        if units is not None:
+            out += _group_scores(ctx, units, grouping, sizes, setting)
     return out
 
 
@@ -535,37 +535,44 @@ def _below_one(low: float, high: float) -> tuple[float, float]:
     return (1 / high, 1 / low)
 
 
-def _group_scores(ctx: AuditContext, cell_codes, grouping: Grouping, sizes, setting: _Setting) -> list[Measurement]:
-    """ROC-AUC and calibration error within each group, each bootstrapped within its group."""
+def _score_units(ctx: AuditContext, cells: groups.Cells) -> score_stats.Units | None:
+    """Rows collapsed by (cell, score, label) after one sort; None when no group scores are wanted."""
     data, predictions = ctx.data, ctx.predictions
-    positive = (data.labels == data.positive_index).astype(np.int64)
-    probabilities = predictions.probabilities
-    membership = grouping.cell_to_group[cell_codes]
-    rng = np.random.default_rng([ctx.seed, 1])
-    bins = ctx.config.checks.fairness.calibration_bins
+    if not (ctx.config.checks.fairness.group_scores and data.is_binary and predictions.scores is not None):
+        return None
+    losses = None
+    if predictions.probabilities is not None:
+        losses = stats.log_loss_terms(data.labels, predictions.probabilities)
+    return score_stats.collapse(predictions.scores, data.labels == data.positive_index, cells.codes, losses)
+
+
+def _group_scores(ctx: AuditContext, units: score_stats.Units, grouping: Grouping, sizes, setting: _Setting) -> list[Measurement]:
+    """ROC-AUC, average precision, log loss and calibration error within each group (see score_stats)."""
+    found = score_stats.group_statistics(units, grouping.cell_to_group, grouping.size,
+                                         ctx.config.checks.fairness.calibration_bins)
+    with_intervals = ctx.config.statistics.bootstrap > 0
     out = []
     for g, label in enumerate(grouping.labels):
-        rows = membership == g
-        confidence = probabilities[rows, data.positive_index] if probabilities is not None else None
-        losses = stats.log_loss_terms(data.labels[rows], probabilities[rows]) if probabilities is not None else None
-        statistic, counts, _ = binary_score_statistic(positive[rows], predictions.scores[rows], confidence, losses, bins)
-        point = statistic(counts)
-        replicates = stats.replicate(statistic, stats.bootstrap_count_chunks(counts, ctx.config.statistics.bootstrap, rng))
-        for metric in ("roc_auc", "expected_calibration_error"):
-            if metric in point:
-                out.append(_score_measurement(metric, point, replicates, label, int(sizes[g]), positive[rows], setting))
+        for metric in found.values:
+            out.append(_score_measurement(metric, found, g, label, int(sizes[g]), setting, with_intervals))
     return out
 
 
-def _score_measurement(metric, point, replicates, label, size, positive, setting: _Setting) -> Measurement:
-    value = float(point[metric])
-    if metric == "roc_auc" and (positive.min() == positive.max()):
-        return Measurement(CHECK, metric, None, group=label, n=size, note="undefined: only one class in the group", status="undefined",
-                           reason=Reason.ONE_CLASS)
-    low, high = stats.percentile_interval(replicates[metric], setting.level) if metric in replicates else (np.nan, np.nan)
-    small = size < setting.min_group_size
-    return Measurement(
-        CHECK, metric, value, group=label, ci=None if np.isnan(low) else (low, high), n=size,
-        note=f"insufficient: {size} rows, fewer than {setting.min_group_size}" if small else None,
-        status="insufficient" if small else None, reason=Reason.SMALL_GROUP if small else None,
-    )
+def _score_measurement(metric, found: score_stats.GroupScores, g, label, size, setting: _Setting, with_intervals) -> Measurement:
+    value = float(found.values[metric][g])
+    if np.isnan(value):
+        why = "only one class in the group" if metric == "roc_auc" else "no positives in the group"
+        reason = Reason.ONE_CLASS if metric == "roc_auc" else Reason.NO_DENOMINATOR
+        return Measurement(CHECK, metric, None, group=label, n=size, note=f"undefined: {why}", status="undefined",
+                           reason=reason)
+    ci = found.interval(metric, g, setting.level) if with_intervals else None
+    # a ranking metric rests on the rarer class: count it as the rates count their denominator
+    rarer = int(min(found.positives[g], found.negatives[g]))
+    if size < setting.min_group_size:
+        note = f"insufficient: {size} rows, fewer than {setting.min_group_size}"
+    elif metric in ("roc_auc", "average_precision") and rarer < setting.min_denominator:
+        note = f"insufficient: {rarer} rows of the rarer class, fewer than {setting.min_denominator}"
+    else:
+        return Measurement(CHECK, metric, value, group=label, ci=ci, n=size, note=score_stats.INTERVAL_NOTE)
+    return Measurement(CHECK, metric, value, group=label, ci=ci, n=size, note=note, status="insufficient",
+                       reason=Reason.SMALL_GROUP)

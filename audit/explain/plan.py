@@ -181,8 +181,13 @@ def least_certain(ctx: "AuditContext", count: int, *, exclude: set[int]) -> list
     else:
         top = np.sort(probabilities, axis=1)
         margin = top[:, -1] - top[:, -2]
-    order = [int(r) for r in np.argsort(margin, kind="stable") if int(r) not in exclude]
-    return order[:count]
+    # the smallest margins without sorting every row: all rows up to the (count + excluded)-th
+    # smallest margin, ties included, then the stable order among them (that of a full sort)
+    wanted = min(count + len(exclude), margin.size)
+    limit = np.partition(margin, wanted - 1)[wanted - 1]
+    candidates = np.flatnonzero(margin <= limit)
+    ordered = candidates[np.argsort(margin[candidates], kind="stable")]
+    return [int(r) for r in ordered if int(r) not in exclude][:count]
 
 
 def class_examples(ctx: "AuditContext", sample: np.ndarray) -> list[int]:

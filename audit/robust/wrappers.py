@@ -17,7 +17,7 @@ from typing import Iterator
 import torch
 from torch import nn
 
-from audit.models import ModelAdapter, set_training
+from audit.models import ModelAdapter, set_training, small_rows_on_one_thread
 
 TINY = 1e-12
 
@@ -103,9 +103,6 @@ def decision_logits(adapter: ModelAdapter, *, positive_index: int | None, output
     return DecisionLogits(model, probabilities=output == "probabilities", positive_index=positive_index, threshold=threshold)
 
 
-SMALL_INPUT = 16384  # elements per row up to which attacks run on one CPU thread
-
-
 @contextlib.contextmanager
 def attack_session(adapter: ModelAdapter, *, row_size: int | None = None) -> Iterator[None]:
     """Eval mode, frozen parameters and gradients enabled while attacks run; all restored after.
@@ -114,25 +111,22 @@ def attack_session(adapter: ModelAdapter, *, row_size: int | None = None) -> Ite
     ``.grad`` into the audited model. The adapter's forward count is restored too: it tells
     the reader how many batches the one prediction pass took, and attack queries are not that.
 
-    One CPU thread for inputs of at most :data:`SMALL_INPUT` elements a row (tabular data,
+    One CPU thread for inputs of at most :data:`audit.models.SMALL_INPUT` elements a row (tabular data,
     small images): an attack is thousands of small tensor operations, which several threads
     barely speed up, and on a busy machine (a shared CI runner) every operation waits for a
     preempted thread: the demo's attacks took 40 s with two threads and 0.5 s with one on a
     two-core machine running two other jobs. Larger inputs keep torch's setting.
     """
-    module, calls, threads = adapter.module, adapter.forward_calls, torch.get_num_threads()
+    module, calls = adapter.module, adapter.forward_calls
     flags = [(p, p.requires_grad) for p in module.parameters()] if module is not None else []
     was_training = bool(module is not None and module.training)
     set_training(module, False)
     for parameter, _ in flags:
         parameter.requires_grad_(False)
-    if row_size is not None and row_size <= SMALL_INPUT and adapter.device.type == "cpu":
-        torch.set_num_threads(1)
     try:
-        with torch.enable_grad():
+        with torch.enable_grad(), small_rows_on_one_thread(adapter.device, row_size):
             yield
     finally:
-        torch.set_num_threads(threads)
         for parameter, flag in flags:
             parameter.requires_grad_(flag)
         if was_training:
