@@ -1,7 +1,8 @@
 """rai-audit: one spec, one run: performance, fairness, explanations and robustness of a PyTorch model.
 
->>> from audit import load_config, run_audit
+>>> from audit import load_config, run_audit, write_report
 >>> result = run_audit(load_config("examples/adult_mlp.yaml"))  # doctest: +SKIP
+>>> write_report(result, "reports/adult")  # doctest: +SKIP
 
 The public names are imported on first use (PEP 562), so ``import audit`` and the CLI's
 ``--version``, ``--help``, ``gate`` and ``compare`` never load torch.
@@ -20,6 +21,7 @@ _PUBLIC = {
     "AuditResult": "audit.results",
     "Measurement": "audit.results",
     "run_audit": "audit.runner",
+    "write_report": "audit.report.files",
 }
 
 __all__ = [*_PUBLIC, "__version__"]
@@ -27,6 +29,7 @@ __all__ = [*_PUBLIC, "__version__"]
 if TYPE_CHECKING:
     from audit.config import AuditConfig, load_config
     from audit.results import AuditResult, Measurement
+    from audit.report.files import write_report
     from audit.runner import run_audit
 
 

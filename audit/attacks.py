@@ -15,14 +15,14 @@ imported only when an attack is built, since it costs about a second).
 
 from __future__ import annotations
 
-import difflib
 import importlib.util
 from dataclasses import dataclass
 from typing import Callable
 
 import torch
 
-from audit.errors import CheckError, ConfigError
+from audit.errors import CheckError
+from audit.registry import Registry
 
 SQUARE_QUERIES = 1000
 """Queries per point and epsilon for Square (torchattacks' default is 5000): the black-box
@@ -71,7 +71,7 @@ class Attack:
         return None
 
 
-ATTACKS: dict[str, Attack] = {}
+ATTACKS: Registry[Attack] = Registry("attack", field="checks.robustness.attacks", hint="names are case-sensitive")
 
 
 def register(
@@ -80,7 +80,7 @@ def register(
     """Decorator: add a builder ``(model, settings) -> torchattacks.Attack`` to the registry."""
 
     def add(build: Callable[[torch.nn.Module, AttackSettings], object]) -> Callable:
-        ATTACKS[name] = Attack(name, description, norms, gradients, minimal, build, restarts)
+        ATTACKS.add(Attack(name, description, norms, gradients, minimal, build, restarts))
         return build
 
     return add
@@ -96,20 +96,12 @@ def require_torchattacks() -> None:
 
 
 def names() -> list[str]:
-    return list(ATTACKS)
+    return ATTACKS.names()
 
 
 def get(name: str) -> Attack:
     """The registered attack called ``name``; a ConfigError listing the valid names otherwise."""
-    try:
-        return ATTACKS[name]
-    except KeyError:
-        close = difflib.get_close_matches(name, names(), n=1, cutoff=0.6)
-        hint = f"did you mean '{close[0]}'? " if close else ""
-        raise ConfigError(
-            f"checks.robustness.attacks: unknown attack {name!r}; valid attacks: {', '.join(names())}",
-            hint=f"{hint}names are case-sensitive",
-        ) from None
+    return ATTACKS.lookup(name)
 
 
 # ---------------------------------------------------------------- the attacks

@@ -197,9 +197,10 @@ def audit_to_folder(spec: Path, out: Path, *, quiet: bool, pdf: bool = False,
     with progress.task("loading torch and the audit libraries"):  # seconds on a cold start: show them
         from audit import profiles
         from audit.config import load_config
-        from audit.output import prepare_output_dir, write_audit
-        from audit.report import html, modelcard
+        from audit.output import prepare_output_dir
+        from audit.report import html
         from audit.report import pdf as report_pdf
+        from audit.report.files import write_report
         from audit.runner import run_audit
 
     config = profiles.with_profiles(load_config(spec), list(profile_names))
@@ -207,26 +208,12 @@ def audit_to_folder(spec: Path, out: Path, *, quiet: bool, pdf: bool = False,
     html.check_templates(Path(config.report.templates) if config.report.templates else None)
     chromium = report_pdf.find_chromium() if pdf or config.report.pdf else None
     result = run_audit(config, command=" ".join(shlex.quote(a) for a in ["rai-audit", *sys.argv[1:]]))
-    page = html.render(result, templates=Path(config.report.templates) if config.report.templates else None,
-                       paper=config.report.paper)
-    files: dict[str, str | bytes] = {
-        "result.json": result.to_json() + "\n",
-        "report.html": page,
-        "model_card.md": modelcard.markdown(result),
-    } | _gate_files(result) | profiles.files(result)
-    if chromium:
-        files["report.pdf"] = report_pdf.render(page, chromium)
-    write_audit(folder, files, force=force)
+    files = write_report(result, folder, templates=config.report.templates, chromium=chromium, force=force,
+                         paper=config.report.paper)
     _publish_step_summary(files["summary.md"])
     if not quiet:
         _print_summary(result, folder)
     return _finish(result), result
-
-
-def _gate_files(result: AuditResult) -> dict[str, str]:
-    from audit.report import junit, markdown
-
-    return {"junit.xml": junit.render(result), "summary.md": markdown.render(result)}
 
 
 def _publish_step_summary(summary: str) -> None:
@@ -256,23 +243,26 @@ def _finish(result: AuditResult) -> int:
 
 def _print_summary(result: AuditResult, folder: Path) -> None:
     from audit import profiles
+    from audit.report.facts import confidence_label
     from audit.report.format import ci_text, number
 
     print(f"{result.name}: {result.data.get('rows_used')} rows audited")
     for metric in ("accuracy", "balanced_accuracy", "roc_auc"):
         for m in result.select("performance", metric):
             if m.group is None and not m.params:
-                print(f"  {metric:<18} {number(m.value)}  95% CI {ci_text(m.ci)}")
+                print(f"  {metric:<18} {number(m.value)}  {confidence_label(result)} CI {ci_text(m.ci)}")
     _print_findings(result)
     extra = "".join(f", {name}" for name in profiles.files(result))
     print(f"  wrote result.json, report.html, model_card.md, junit.xml, summary.md{extra} to {folder}")
 
 
 def _print_findings(result: AuditResult) -> None:
+    from audit.report.facts import facts
+
     for finding in result.findings:
         print(f"  {finding.verdict.upper():<12} {finding.threshold}: {finding.reason}")
     if result.gate is not None and (result.findings or result.gate.verdict == "error"):
-        print(f"  gate: {result.gate.word}")
+        print(f"  gate: {facts(result).word}")
 
 
 def _validate(args: argparse.Namespace) -> int:
@@ -301,6 +291,7 @@ def _gate(args: argparse.Namespace) -> int:
     from audit import checks, gate
     from audit.config import GateSettings, Threshold, load_thresholds
     from audit.output import write_files
+    from audit.report.files import gate_files
     from audit.results import read_result
 
     folder = _gate_out_folder(args.out) if args.out else None
@@ -312,7 +303,7 @@ def _gate(args: argparse.Namespace) -> int:
     gate.check_metric_names(thresholds, checks.metrics())
     findings, outcome = gate.judge(stored.measurements, thresholds, settings, failures=stored.failures)
     result = dataclasses.replace(stored, findings=findings, gate=outcome)
-    files = _gate_files(result)
+    files = gate_files(result)
     _publish_step_summary(files["summary.md"])
     _print_findings(result)
     if not findings:

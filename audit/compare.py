@@ -31,23 +31,11 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from audit.catalogue import catalogue
 from audit.config import Threshold
 from audit.errors import ConfigError
 from audit.gate import select
 from audit.results import AuditResult, Measurement
-
-# params that describe a value rather than identify it: they may differ between two runs
-# (extreme groups, a bin's mean, the pixels and scale of a local explanation)
-VOLATILE_PARAMS = {
-    "highest_group", "lowest_group", "left_out", "mean_predicted",
-    "map", "image", "scale", "base_value", "output", "probability", "value",
-}
-HIGHER_IS_BETTER = {
-    "accuracy", "balanced_accuracy", "precision", "recall", "f1", "roc_auc", "average_precision",
-    "true_positive_rate", "true_negative_rate", "positive_predictive_value", "negative_predictive_value",
-    "robust_accuracy",
-}
-LOWER_IS_BETTER = {"log_loss", "expected_calibration_error", "false_positive_rate", "false_negative_rate", "attack_success_rate"}
 
 
 @dataclass(frozen=True)
@@ -96,18 +84,8 @@ class Comparison:
 
 
 def direction(metric: str, params: dict[str, Any]) -> str | None:
-    """higher, lower, zero (closer to 0 is better), one (closer to 1) or None (no better side)."""
-    base = metric.removesuffix("_macro").removesuffix("_weighted")
-    if base in HIGHER_IS_BETTER:
-        return "higher"
-    if base in LOWER_IS_BETTER:
-        return "lower"
-    to_reference = params.get("method") == "to_reference"
-    if metric.endswith("_difference"):
-        return "zero" if to_reference else "lower"
-    if metric.endswith("_ratio"):
-        return "one" if to_reference else "higher"
-    return None
+    """higher, lower, zero (closer to 0 is better), one (closer to 1) or None (no better side): the catalogue's."""
+    return catalogue().direction(metric, params)
 
 
 def worsening(metric: str, params: dict[str, Any], before: float, after: float) -> float | None:
@@ -197,7 +175,8 @@ def _allowances_by_key(
 
 
 def _key(m: Measurement) -> tuple:
-    params = {k: v for k, v in m.params.items() if k not in VOLATILE_PARAMS}
+    # params that describe a value rather than identify it (extreme groups, a bin's mean) may differ between runs
+    params = catalogue().identity(m.metric, m.params)
     return (m.check, m.metric, json.dumps(m.group, sort_keys=True), json.dumps(params, sort_keys=True))
 
 

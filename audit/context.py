@@ -78,12 +78,19 @@ class AuditContext:
     predictions: Predictions
     model: "ModelAdapter | None" = None
     warnings: list[str] = field(default_factory=list)
+    artefacts: list = field(default_factory=list)  # audit.results.Artefact
     seconds: dict[str, float] = field(default_factory=dict)
     """Wall time of the parts of a check worth naming (each explanation method), for provenance."""
 
     def warn(self, message: str) -> None:
         """Record something the reader must know that does not stop the audit."""
         self.warnings.append(message)
+
+    def illustrate(self, measurement, data: dict[str, Any]) -> None:
+        """Keep a figure for ``measurement`` in the result's artefacts, beside (not inside) it."""
+        from audit.results import Artefact, artefact_key
+
+        self.artefacts.append(Artefact(measurement.check, measurement.metric, artefact_key(measurement), data))
 
     @property
     def seed(self) -> int:

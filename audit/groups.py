@@ -32,25 +32,6 @@ RATES = (
     "false_negative_rate", "true_negative_rate", "positive_predictive_value",
     "negative_predictive_value", "f1",
 )
-WHY_UNDEFINED = {
-    "true_positive_rate": "no actual positives in the group",
-    "false_negative_rate": "no actual positives in the group",
-    "false_positive_rate": "no actual negatives in the group",
-    "true_negative_rate": "no actual negatives in the group",
-    "positive_predictive_value": "no predicted positives in the group",
-    "negative_predictive_value": "no predicted negatives in the group",
-    "f1": "no positives in the group, actual or predicted",
-}
-
-
-DENOMINATOR = {
-    "base_rate": "rows", "selection_rate": "rows", "accuracy": "rows",
-    "true_positive_rate": "actual positives", "false_negative_rate": "actual positives",
-    "false_positive_rate": "actual negatives", "true_negative_rate": "actual negatives",
-    "positive_predictive_value": "predicted positives", "negative_predictive_value": "predicted negatives",
-    "f1": "actual or predicted positives",
-}
-"""What each rate divides by, in words: the count the small-denominator rule reads."""
 
 
 @dataclass(frozen=True)
@@ -181,7 +162,7 @@ def rate_parts(counts: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]]:
 
 
 def denominators(counts: np.ndarray) -> dict[str, np.ndarray]:
-    """Each rate's denominator as a count of rows (:data:`DENOMINATOR`); F1's is TP + FP + FN."""
+    """Each rate's denominator as a count of rows (what the fairness catalogue names); F1's is TP + FP + FN."""
     out = {name: bottom for name, (_, bottom) in rate_parts(counts).items()}
     out["f1"] = out["f1"] - counts[..., 0]
     return out

@@ -68,6 +68,41 @@ class ModelAdapter:
             )
         return self.module
 
+    def rows(self, inputs: torch.Tensor) -> torch.Tensor:
+        """The model on any number of rows, ``(N, width)``: the one way every check invokes it.
+
+        Differentiable when the model has a module (explanations, attacks); a graph exported
+        for a fixed batch size gets its rows in chunks of that size, the last one padded with
+        zeros and the padding cut off (``torch.cat`` keeps the gradient); a tuple output is
+        reduced to its first element. Callers set eval mode and grad mode (see
+        :func:`torch_evaluation`), since whether gradients are wanted is theirs to say.
+        """
+        size = self.static_batch
+        if not size or len(inputs) == size:
+            return self._call_once(inputs)
+        parts = []
+        for start in range(0, len(inputs), size):
+            batch = inputs[start : start + size]
+            rows = len(batch)
+            if rows < size:
+                batch = torch.cat([batch, batch.new_zeros((size - rows, *batch.shape[1:]))])
+            parts.append(self._call_once(batch)[:rows])
+        return torch.cat(parts) if parts else inputs.new_zeros((0, 1))
+
+    def _call_once(self, batch: torch.Tensor) -> torch.Tensor:
+        out = self.forward(batch.to(self.device))
+        if isinstance(out, (tuple, list)) and out:
+            out = out[0]
+        if not isinstance(out, torch.Tensor):
+            out = torch.from_numpy(_output_array(out))
+        if out.dim() == 0 or out.shape[0] != len(batch):
+            found = "a single number" if out.dim() == 0 else f"{out.shape[0]} rows"
+            raise ModelError(
+                f"the model returned {found} for a batch of {len(batch)} inputs; it must return one row per input",
+                hint="make forward() return a tensor of shape (batch, outputs)",
+            )
+        return out.reshape(out.shape[0], -1)
+
     def outputs(self, features: torch.Tensor, *, batch_size: int, step: progress.Task | None = None) -> np.ndarray:
         """Raw model outputs for every row, batched, as float64 on the CPU; ``step`` counts batches."""
         size = self.static_batch or batch_size
@@ -76,35 +111,24 @@ class ModelAdapter:
         with torch_evaluation(self.module), small_rows_on_one_thread(self.device, row_size):
             for start in range(0, len(features), size):
                 batch = features[start : start + size]
-                chunks.append(self._batch_outputs(batch, size))
+                chunks.append(self._batch_outputs(batch))
                 if step is not None:
                     step.advance()
         return np.concatenate(chunks, axis=0) if chunks else np.zeros((0, 1))
 
-    def _batch_outputs(self, batch: torch.Tensor, size: int) -> np.ndarray:
-        rows = len(batch)
-        if self.static_batch and rows < size:
-            pad = torch.zeros((size - rows, *batch.shape[1:]), dtype=batch.dtype)
-            batch = torch.cat([batch, pad])
+    def _batch_outputs(self, batch: torch.Tensor) -> np.ndarray:
         self.forward_calls += 1
         try:
-            result = self.forward(batch.to(self.device))
+            result = self.rows(batch)
+        except ModelError:
+            raise
         except Exception as exc:  # any failure inside a user's model is a model problem
             raise ModelError(
                 f"the model failed on a batch of shape {list(batch.shape)}: {type(exc).__name__}: "
                 f"{str(exc).splitlines()[0] if str(exc) else ''}",
                 hint="check that data.features (or the image layout) build the input it was trained on",
             ) from None
-        if isinstance(result, (tuple, list)) and result:
-            result = result[0]
-        array = _output_array(result)
-        if array.ndim == 0 or array.shape[0] != len(batch):
-            found = "a single number" if array.ndim == 0 else f"{array.shape[0]} rows"
-            raise ModelError(
-                f"the model returned {found} for a batch of {len(batch)} inputs; it must return one row per input",
-                hint="make forward() return a tensor of shape (batch, outputs)",
-            )
-        return array[:rows].astype(np.float64)
+        return result.detach().cpu().numpy().astype(np.float64)
 
 
 def _output_array(result: Any) -> np.ndarray:

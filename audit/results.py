@@ -10,9 +10,37 @@ import json
 import math
 from pathlib import Path
 from dataclasses import asdict, dataclass, field
+from enum import Enum
 from typing import Any
 
 SCHEMA_VERSION = "1.0"
+
+
+class Status(str, Enum):
+    """A measurement that is not an ordinary value (None is one)."""
+
+    UNDEFINED = "undefined"  # no value: see the reason
+    INSUFFICIENT = "insufficient"  # a value too uncertain to judge: it rests on a small group
+
+
+class Reason(str, Enum):
+    """Why a measurement is undefined or insufficient: a code that renderers and tests read, never parse.
+
+    ``note`` keeps the sentence for a reader; this is what code compares.
+    """
+
+    NO_DENOMINATOR = "no_denominator"  # a rate whose denominator is zero in the group (the catalogue says which)
+    SMALL_GROUP = "small_group"  # rests on a group below min_group_size
+    ONE_CLASS = "one_class"  # a ranking metric over a group with one class only
+    FEW_GROUPS = "few_groups"  # a disparity with fewer than two groups where the rate is defined
+    ZERO_OVER_ZERO = "zero_over_zero"  # a ratio whose rates are all 0
+    NOT_BROKEN = "not_broken"  # more than half the points withstand every perturbation tried
+    NOTHING_TO_ATTACK = "nothing_to_attack"  # no correctly classified point
+
+
+def small_group(status: str | None) -> Reason | None:
+    """The reason code of an insufficient status (None for any other)."""
+    return Reason.SMALL_GROUP if status == Status.INSUFFICIENT else None
 
 
 @dataclass(frozen=True)
@@ -24,7 +52,7 @@ class Measurement:
     intersection). ``params`` holds what the number depends on (class, epsilon, method).
     ``status`` is None for an ordinary value, ``"undefined"`` when there is no value, and
     ``"insufficient"`` when it rests on a group smaller than the spec's minimum group size
-    (a threshold over it is then inconclusive).
+    (a threshold over it is then inconclusive); ``reason`` is a :class:`Reason` code for either.
     """
 
     check: str
@@ -36,6 +64,7 @@ class Measurement:
     params: dict[str, Any] = field(default_factory=dict)
     note: str | None = None
     status: str | None = None
+    reason: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -57,6 +86,7 @@ class Measurement:
             params=data.get("params") or {},
             note=data.get("note"),
             status=data.get("status"),
+            reason=data.get("reason"),
         )
 
 
@@ -86,6 +116,25 @@ def _check_stored(data: Any) -> None:
 
 
 @dataclass(frozen=True)
+class Artefact:
+    """A figure beside the measurements: a heatmap, a thumbnail, an adversarial example's changes.
+
+    ``key`` is the illustrated measurement's identity (:func:`artefact_key`). Figures travel here,
+    not in measurements, so ``compare``, the gate and any logger never see display payload.
+    """
+
+    check: str
+    metric: str
+    key: str
+    data: dict[str, Any]
+
+
+def artefact_key(m: Measurement) -> str:
+    """A measurement's identity as text: its group and params, canonically ordered."""
+    return json.dumps({"group": m.group, "params": m.params}, sort_keys=True, default=_json_default)
+
+
+@dataclass(frozen=True)
 class CheckFailure:
     """A check that raised: the audit goes on, the report shows it, the exit code is 2."""
 
@@ -109,7 +158,13 @@ class AuditResult:
     gate: Any = None  # audit.gate.GateOutcome, None before judging
     thresholds: tuple[dict[str, Any], ...] = ()  # the spec's thresholds, so `gate` can re-judge
     gate_settings: dict[str, Any] = field(default_factory=dict)
+    artefacts: tuple[Artefact, ...] = ()  # figures, apart from the measurements (compare never reads them)
     schema_version: str = SCHEMA_VERSION
+
+    def artefact(self, m: Measurement) -> dict[str, Any]:
+        """The figure data illustrating ``m`` (empty if none)."""
+        key = artefact_key(m)
+        return next((a.data for a in self.artefacts if a.check == m.check and a.metric == m.metric and a.key == key), {})
 
     def select(self, check: str | None = None, metric: str | None = None) -> list[Measurement]:
         """Measurements of one check and/or metric, in the order they were measured."""
@@ -134,6 +189,7 @@ class AuditResult:
             "failures": [asdict(f) for f in self.failures],
             "warnings": list(self.warnings),
             "measurements": [m.to_dict() for m in self.measurements],
+            "artefacts": [asdict(a) for a in self.artefacts],
         }
 
     def to_json(self) -> str:
@@ -157,6 +213,7 @@ class AuditResult:
             failures=tuple(CheckFailure(**f) for f in data.get("failures", [])),
             warnings=tuple(data.get("warnings", [])),
             checks_run=tuple(data.get("checks_run", [])),
+            artefacts=tuple(Artefact(**a) for a in data.get("artefacts", [])),
             schema_version=data["schema_version"],
         )
 

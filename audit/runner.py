@@ -50,6 +50,7 @@ def run_audit(config: AuditConfig, *, command: str | None = None) -> AuditResult
         model=_describe_model(ctx),
         failures=tuple(failures),
         warnings=tuple(ctx.warnings),
+        artefacts=tuple(ctx.artefacts),
         checks_run=tuple(timings),
         findings=findings,
         gate=outcome,

@@ -27,7 +27,7 @@ from audit.cli import main
 from audit.config import TabularData, config_from_dict, load_config
 from audit.runner import build_context
 
-RESULT_KEYS = {"check", "metric", "group", "value", "ci", "n", "params", "note", "status"}
+RESULT_KEYS = {"check", "metric", "group", "value", "ci", "n", "params", "note", "status", "reason"}
 
 CONV_FACTORY = '''
 import torch
@@ -267,7 +267,7 @@ def test_a_failing_check_is_reported_and_the_others_kept(project, tmp_path, caps
     def boom(ctx):
         raise RuntimeError("kaboom")
 
-    monkeypatch.setitem(checks.CHECKS, "boom", boom)
+    monkeypatch.setitem(checks.CHECKS, "boom", checks.CheckRecord("boom", boom))
     out = tmp_path / "out"
     code, _, stderr = _run(project.spec(), out, capsys)
     assert code == 2

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pydantic
 import pytest
 
 from audit.config import AuditConfig, config_from_dict, json_schema, load_config
@@ -87,7 +88,7 @@ def test_paths_resolve_relative_to_spec(project, tmp_path_factory, monkeypatch):
 
 def test_config_is_frozen(project):
     config = load_config(project.spec())
-    with pytest.raises(Exception):
+    with pytest.raises(pydantic.ValidationError, match="frozen"):
         config.seed = 3
 
 

@@ -19,7 +19,7 @@ from audit.config import load_config
 from audit.explain import registry
 from audit.explain.measurements import METRICS
 from audit.explain.plan import make_plan
-from audit.results import Measurement
+from audit.results import Measurement, artefact_key
 from audit.runner import build_context
 
 SENSITIVE = [{"column": "sex", "reference": "M"}, {"column": "colour", "reference": "red"}]
@@ -139,7 +139,7 @@ def test_proxy_associations_equal_a_hand_computation(checked, project):
     assert found.value == pytest.approx(eta, abs=1e-12) and found.params["measure"] == "correlation_ratio"
     # the strongest proxies of colour are named, and the shares add up
     together = one(out, "sensitive_and_proxy_reliance", method="IntegratedGradients", sensitive="colour")
-    proxies = together.params["proxies"].split(", ")
+    proxies = together.params["proxies"]
     parts = [one(out, "proxy_reliance", method="IntegratedGradients", sensitive="colour", feature=f).value for f in proxies]
     direct = one(out, "sensitive_reliance", method="IntegratedGradients", sensitive="colour").value
     assert together.value == pytest.approx(direct + sum(parts), abs=1e-12)
@@ -192,9 +192,12 @@ def test_image_model_gets_heatmaps_per_class_and_for_errors(tmp_path):
     maps = [m for m in out if m.metric == "attribution_map"]
     reasons = {m.params["reason"] for m in maps}
     assert reasons >= {"worst error", "least certain", "class example"}
+    figures = {(a.metric, a.key): a.data for a in ctx.artefacts}  # figures travel beside the measurements
     for m in maps:
-        assert m.params["shape"] == [8, 8] and len(m.params["map"]) == 64 and len(m.params["image"]) == 64
-        assert max(abs(v) for v in m.params["map"]) in (0, 99)
+        assert not {"map", "image", "shape", "scale"} & set(m.params)
+        figure = figures[("attribution_map", artefact_key(m))]
+        assert figure["shape"] == [8, 8] and len(figure["map"]) == 64 and len(figure["image"]) == 64
+        assert max(abs(v) for v in figure["map"]) in (0, 99)
     assert {m.params["method"] for m in maps} == {"IntegratedGradients", "Occlusion"}
     assert len([m for m in out if m.metric == "feature_importance"]) == 2 * 9
     assert [m for m in out if m.metric == "group_attribution_map"]

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from sklearn.calibration import calibration_curve
-from sklearn.metrics import roc_auc_score
+from sklearn.metrics import accuracy_score, roc_auc_score
 
 from audit import score_stats
 from audit.checks import fairness
@@ -24,7 +24,8 @@ from audit.context import AuditContext, AuditData, Predictions
 from audit.data import build_sensitive
 from audit.errors import ConfigError
 from audit.groups import RATES
-from audit.results import Measurement
+from audit.catalogue import catalogue
+from audit.results import Measurement, Reason
 from tests.conftest import make_frame
 
 TOL = 1e-12
@@ -262,7 +263,7 @@ def test_multiclass_measurements_name_their_class():
     decisions = np.where(rng.random(n) < 0.6, labels, rng.integers(0, 3, n))
     out = fairness.run(make_context(sensitive, labels, decisions, classes=("a", "b", "c"), bootstrap=50))
     for m in out:
-        if m.metric == "count":
+        if m.metric in ("count", *fairness.TOP1):  # top-1 accuracy judges every class at once
             assert m.params == {}
         elif m.group is None:
             assert set(m.params) == BETWEEN_PARAMS | {"class"}
@@ -273,6 +274,30 @@ def test_multiclass_measurements_name_their_class():
         expected = hand_rates((labels == k).astype(int), (decisions == k).astype(int), rows)
         for rate, value in expected.items():
             assert one(out, rate, group={"sex": "F"}, **{"class": name}).value == pytest.approx(value, abs=TOL)
+
+
+def test_multiclass_top1_accuracy_and_error_rate_per_group_match_scikit_learn():
+    """Per-group top-1 accuracy is sklearn's accuracy_score within the group, not a one-vs-rest rate."""
+    rng = np.random.default_rng(1)
+    n = 900
+    sensitive = pd.DataFrame({"sex": rng.choice(["F", "M"], n, p=[0.3, 0.7])})
+    labels = rng.integers(0, 4, n)
+    decisions = np.where(rng.random(n) < np.where(sensitive.sex == "F", 0.4, 0.8), labels, rng.integers(0, 4, n))
+    out = fairness.run(make_context(sensitive, labels, decisions, classes=("a", "b", "c", "d"), bootstrap=100))
+    for value in ("F", "M"):
+        rows = (sensitive.sex == value).to_numpy()
+        expected = accuracy_score(labels[rows], decisions[rows])
+        top1 = one(out, "top1_accuracy", group={"sex": value})
+        error = one(out, "error_rate", group={"sex": value})
+        assert top1.value == pytest.approx(expected, abs=TOL) and top1.n == rows.sum()
+        assert error.value == pytest.approx(1 - expected, abs=TOL)
+        assert top1.ci[0] <= top1.value <= top1.ci[1]
+        assert error.ci == pytest.approx((1 - top1.ci[1], 1 - top1.ci[0]), abs=1e-9)  # one draw, mirrored
+        # the one-vs-rest accuracy of a class counts correct rejections: far above top-1 for 4 classes
+        assert one(out, "accuracy", group={"sex": value}, **{"class": "a"}).value > expected
+    # a binary model's accuracy already is its top-1 accuracy: no duplicate metric
+    binary = fairness.run(make_context(sensitive, labels % 2, decisions % 2, bootstrap=20))
+    assert not [m for m in binary if m.metric in fairness.TOP1]
 
 
 # ---------------------------------------------------------------- 2. min_group_size
@@ -308,7 +333,7 @@ def test_a_small_group_is_kept_and_marked_insufficient():
             assert m.value is None and m.status == "undefined"
         else:
             assert m.value == pytest.approx(expected, abs=TOL)
-            assert m.status == "insufficient" and m.note and "insufficient" in m.note
+            assert m.status == "insufficient" and m.reason == Reason.SMALL_GROUP and m.note
     for group in ({"sex": "F"}, {"sex": "M"}):
         assert one(out, "count", group=group).status is None
         assert one(out, "selection_rate", group=group).status is None
@@ -362,25 +387,19 @@ def test_zero_denominators_are_undefined_never_zero():
         "allpred": {"negative_predictive_value"},
         "empty": {"true_positive_rate", "false_negative_rate", "positive_predictive_value", "f1"},
     }
-    reasons = {
-        "true_positive_rate": "no actual positives",
-        "false_negative_rate": "no actual positives",
-        "positive_predictive_value": "no predicted positives",
-        "negative_predictive_value": "no predicted negatives",
-        "f1": "no positives in the group, actual or predicted",
-    }
     for name, rates in undefined.items():
         for rate in RATES:
             m = one(out, rate, group={"group": name})
             if rate in rates:
                 assert m.value is None and m.ci is None and m.status == "undefined", m
-                assert m.note.startswith("undefined: ") and reasons[rate] in m.note
+                assert m.reason == Reason.NO_DENOMINATOR
+                assert m.note == f"undefined: no {catalogue().get(rate).denominator} in the group"  # the catalogue's words
             else:
                 assert m.value is not None and m.status is None, m
     # against a reference whose selection rate is 0, the ratio is undefined, the difference is not
     for name in ("a", "b", "nopos"):
         ratio = one(out, "demographic_parity_ratio", group={"group": name}, method="to_reference")
-        assert ratio.value is None and ratio.status == "undefined" and "reference group" in ratio.note
+        assert ratio.value is None and ratio.status == "undefined" and ratio.reason == Reason.NO_DENOMINATOR
         difference = one(out, "demographic_parity_difference", group={"group": name}, method="to_reference")
         assert difference.value == pytest.approx(hand_rates(labels, decisions, group == name)["selection_rate"], abs=TOL)
     # undefined values are None everywhere, never 0
@@ -398,7 +417,7 @@ def test_a_disparity_with_no_defined_group_is_undefined():
     for kind in ("difference", "ratio"):
         m = between(out, "equal_opportunity", kind, "sex")
         assert m.value is None and m.status == "undefined" and m.ci is None
-        assert "fewer than two groups" in m.note and "true_positive_rate" in m.note
+        assert m.reason == Reason.FEW_GROUPS and "true_positive_rate" in m.note
         # equalized odds needs both of its rates: with TPR undefined it is undefined too,
         # rather than quietly falling back to FPR alone
         odds = between(out, "equalized_odds", kind, "sex")
@@ -522,7 +541,7 @@ def test_group_scores_with_one_class_and_switched_off():
     labels[(sensitive["sex"] == "F").to_numpy()] = 1
     ctx = make_context(sensitive, labels, decisions, probabilities=probabilities, scores=probabilities[:, 1], bootstrap=20)
     auc = one(fairness.run(ctx), "roc_auc", group={"sex": "F"})
-    assert auc.value is None and auc.status == "undefined" and "one class" in auc.note
+    assert auc.value is None and auc.status == "undefined" and auc.reason == Reason.ONE_CLASS
     config = ctx.config.model_copy(update={"checks": Checks(fairness=FairnessCheck(group_scores=False))})
     out = fairness.run(AuditContext(config=config, data=ctx.data, predictions=ctx.predictions))
     assert not select(out, "roc_auc") and not select(out, "expected_calibration_error")

@@ -7,6 +7,7 @@ the small ``project`` model and, for ``rai-audit gate``, on one run of the demo 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import shutil
@@ -569,7 +570,7 @@ def test_a_check_error_is_a_junit_error_and_exit_2(project, tmp_path, capsys, mo
     def boom(ctx):
         raise RuntimeError("kaboom")
 
-    monkeypatch.setitem(checks.CHECKS, "boom", boom)
+    monkeypatch.setitem(checks.CHECKS, "boom", checks.CheckRecord("boom", boom))
     out = tmp_path / "out"
     code, _, stderr = _run(project.spec(thresholds=PASSING), out, capsys)
     assert code == 2
@@ -671,7 +672,7 @@ def no_recomputation(monkeypatch):
     monkeypatch.setattr(audit.runner, "run_audit", refuse)
     monkeypatch.setattr(audit.runner, "build_context", refuse)
     for name in list(checks.CHECKS):
-        monkeypatch.setitem(checks.CHECKS, name, refuse)
+        monkeypatch.setitem(checks.CHECKS, name, dataclasses.replace(checks.CHECKS[name], run=refuse))
 
 
 def _gate(result: Path, capsys, *extra: str) -> tuple[int, str, str]:

@@ -222,7 +222,7 @@ def test_a_check_error_makes_every_output_say_error(project, tmp_path, capsys, m
     def boom(ctx):
         raise RuntimeError("kaboom")
 
-    monkeypatch.setitem(checks.CHECKS, "boom", boom)
+    monkeypatch.setitem(checks.CHECKS, "boom", checks.CheckRecord("boom", boom))
     spec = _spec(project, "boom.yaml", ["accuracy >= 0.1"])
     out = tmp_path / "out"
     code, stdout, stderr = _cli(capsys, "run", spec, "--out", out)

@@ -3,7 +3,8 @@ compares two values that print the same."""
 
 from __future__ import annotations
 
-from audit.report import finding_rules, highlights
+from audit.report import finding_rules
+from audit.report.facts import facts
 from audit.report.robustness_view import _gap_sentence
 from audit.results import AuditResult, Measurement
 
@@ -30,7 +31,7 @@ def test_a_strong_proxy_is_a_key_finding_with_its_share_of_the_gap():
     assert text == ("personal_status stands in for sex (association 1.00, Cramér's V): the model can tell sex groups "
                     "apart through it even where sex itself is not used; it carries 75% of the model's output gap "
                     "between sex=female and sex=male.")
-    assert text in highlights.key_findings(result)
+    assert text in facts(result).key_findings
 
 
 def test_weak_associations_are_not_proxy_findings():

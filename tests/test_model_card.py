@@ -8,10 +8,12 @@ from pathlib import Path
 
 import pytest
 
+from audit import write_report
 from audit.cli import main
 from audit.config import load_config
 from audit.errors import ConfigError
-from audit.report import highlights, modelcard
+from audit.report import modelcard
+from audit.report.facts import facts
 from audit.results import AuditResult, Measurement
 from audit.runner import run_audit
 
@@ -19,6 +21,14 @@ HEADINGS = [
     "Model details", "Intended use", "Factors", "Metrics", "Evaluation data", "Training data",
     "Quantitative analyses", "Ethical considerations", "Caveats and recommendations",
 ]
+
+
+def _written(project, **spec):
+    """The audit's folder, written by the library call (these tests are not about the CLI)."""
+    out = project.root / "out"
+    config = load_config(project.spec(**spec))
+    write_report(run_audit(config), out, templates=config.report.templates)
+    return out
 
 
 def _run(project, capsys, *extra, **spec):
@@ -29,8 +39,7 @@ def _run(project, capsys, *extra, **spec):
 
 def test_model_card_follows_mitchell_and_takes_prose_from_the_spec(project, capsys):
     card = {"intended_use": "Ranking <b>test</b> applicants | internal", "training_data": "Synthetic rows."}
-    code, out, _ = _run(project, capsys, model_card=card)
-    assert code == 0
+    out = _written(project, model_card=card)
     text = (out / "model_card.md").read_text()
     positions = [text.index(f"## {heading}\n") for heading in HEADINGS]
     assert positions == sorted(positions)
@@ -70,22 +79,22 @@ def test_key_findings_rank_thresholds_first_then_fairness():
         "sensitive": "sex", "method": "between_groups", "lowest_group": "sex=F", "highest_group": "sex=M"})
     to_reference = Measurement("fairness", "demographic_parity_ratio", 0.1, group={"sex": "F"},
                                params={"sensitive": "sex", "method": "to_reference", "reference": "sex=M"})
-    found = highlights.key_findings(_result([ratio, to_reference], [failed]))
+    share = Measurement("data", "group_share", 0.5, group={"sex": "F"})  # sex is one column, not an intersection
+    found = facts(_result([share, ratio, to_reference], [failed])).key_findings
     assert found[0].startswith("Threshold accuracy >= 0.9: fail")
     assert "sex=F is selected 0.50 times as often as sex=M" in found[1]
     assert len(found) == 2  # the against-the-reference value is not an extremes sentence
 
 
 def test_key_findings_say_so_when_nothing_stands_out():
-    assert highlights.key_findings(_result([]))[0].startswith("No threshold failed")
+    assert facts(_result([])).key_findings[0].startswith("No threshold failed")
 
 
 def test_spec_templates_folder_restyles_the_report(project, capsys):
     folder = project.root / "mytemplates"
     folder.mkdir()
     (folder / "report.css").write_text("body { background: #fafafa; } /* house-style-marker */")
-    code, out, _ = _run(project, capsys, report={"templates": "mytemplates"})
-    assert code == 0
+    out = _written(project, report={"templates": "mytemplates"})
     report = (out / "report.html").read_text()
     assert "house-style-marker" in report and 'id="summary"' in report
 

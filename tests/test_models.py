@@ -63,6 +63,25 @@ def test_static_batch_export_is_padded(project):
     np.testing.assert_allclose(context.predictions.probabilities, _reference_probabilities(project), atol=1e-6)
 
 
+def test_fixed_batch_export_is_explained_and_attacked_like_the_same_network(project):
+    """Explanations and attacks call the model through the adapter, which pads to the graph's batch size.
+
+    Before, gradient methods called the exported module directly and failed with
+    "Guard failed: input.size()[0] == 7" on any other number of rows.
+    """
+    program = torch.export.export(project.network, (torch.zeros(7, 6),))
+    torch.export.save(program, str(project.root / "static.pt2"))
+    checks = {"explanations": {"methods": ["IntegratedGradients", "GradientShap"], "rows": 23},
+              "robustness": {"attacks": ["FGSM", "PGD"], "rows": 23, "epsilons": [0.1, 0.3]}}
+    fixed = run_audit(load_config(project.spec(model={"kind": "export", "path": "static.pt2"}, checks=checks)))
+    assert fixed.failures == ()
+    dynamic = run_audit(load_config(project.spec(model=project.model("export"), checks=checks)))
+    for metric in ("feature_importance", "robust_accuracy", "attack_success_rate"):
+        ours, theirs = fixed.select(metric=metric), dynamic.select(metric=metric)
+        assert ours and [m.params for m in ours] == [m.params for m in theirs]
+        np.testing.assert_allclose([m.value for m in ours], [m.value for m in theirs], atol=1e-5)
+
+
 def test_onnx_refuses_gradients_naming_alternatives(project):
     adapter = load_model(load_config(project.spec(model=project.model("onnx"))))
     with pytest.raises(ModelError, match="black box.*Square"):

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from markupsafe import escape
 
-from audit.cli import main
+from audit import load_config, run_audit, write_report
 from tests.conftest import make_frame
 
 SECTIONS = {"summary", "data", "model", "performance", "provenance", "glossary"}
@@ -16,9 +16,9 @@ NAME_PAYLOAD = '"><img src=x onerror=alert(1)>'
 
 
 def _report(spec: Path, out: Path, capsys) -> str:
-    code = main(["run", str(spec), "--out", str(out), "--quiet"])
-    stderr = capsys.readouterr().err
-    assert code == 0, stderr
+    result = run_audit(load_config(spec))
+    assert not result.failures and result.gate.passed
+    write_report(result, out)
     return (out / "report.html").read_text(encoding="utf-8")
 
 

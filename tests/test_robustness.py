@@ -23,6 +23,7 @@ from audit.checks import robustness
 from audit.cli import main
 from audit.config import config_from_dict, load_config
 from audit.models import predictions_from_outputs
+from audit.results import Reason
 from audit.robust.wrappers import DecisionLogits
 from audit.runner import build_context, run_audit
 from tests.conftest import make_frame
@@ -247,8 +248,9 @@ def test_examples_show_tabular_changes_in_data_units(tmp_path):
     frame = make_frame(n=300, seed=0)
     for m in examples:
         assert m.params["true_class"] != m.params["adversarial_class"]
-        assert m.params["changes"], "an adversarial example moves something"
-        for change in m.params["changes"]:
+        changes = result.artefact(m)["changes"]
+        assert changes and "changes" not in m.params, "an adversarial example moves something, shown as a figure"
+        for change in changes:
             assert change["feature"] in {"x1", "x2", "x3"}  # colour is one-hot, age immutable
             assert change["clean"] == pytest.approx(frame.loc[m.params["row"], change["feature"]], rel=1e-5, abs=1e-5)
             assert change["change"] == pytest.approx(change["adversarial"] - change["clean"], abs=1e-6)
@@ -265,7 +267,7 @@ def test_image_check_has_standard_defaults_groups_and_pixel_examples(tmp_path):
         (("shade", "dark"),), (("shade", "light"),)
     }
     example = robustness_of(result, "adversarial_example")[0]
-    image = example.params["image"]
+    image = result.artefact(example)["image"]
     assert image["shape"] == [1, 6, 6] and len(image["clean"]) == len(image["adversarial"]) == 36
     assert max(image["clean"] + image["adversarial"]) <= 255 and min(image["difference"]) >= -127
 
@@ -351,6 +353,8 @@ def test_minimal_perturbation_attack_gives_a_median_and_a_curve(tmp_path):
     assert "measured in the audit's norm" in robust[0.1].note
     if median.value is not None:  # broken at every epsilon its perturbation fits in
         assert robust[1.0].value <= 0.5 or median.value > 1.0
+    else:  # undefined, and the code says why (the view reads the code, never the note)
+        assert median.reason == Reason.NOT_BROKEN and median.status == "undefined"
 
 
 def test_flags_fire_for_masked_gradients(tmp_path):

@@ -1,26 +1,31 @@
 """The registry of checks. Each check measures (returns Measurements) and never judges.
 
-A check is a module with ``run(ctx: AuditContext) -> list[Measurement]`` and ``METRICS``, the
-names it can emit (thresholds naming anything else are refused before the audit runs), and
-optionally ``validate(config)`` and ``prepare(ctx)``: input checks that raise an AuditError
-before any check runs (an unknown method name; a gradient method on a black-box model), so bad
-input ends with exit code 2 and no files rather than a half-run audit. The order here is the
-order of the report's sections.
+A check is one :class:`CheckRecord`: ``run(ctx) -> list[Measurement]``; its ``catalogue``, the
+:class:`~audit.catalogue.Metric` entries it can emit (thresholds naming anything else are refused
+before the audit runs; the report, ``compare`` and the model card read them); and optionally
+``validate(config)`` and ``prepare(ctx)``: input checks that raise an AuditError before any
+check runs (an unknown method name; a gradient method on a black-box model), so bad input ends
+with exit code 2 and no files rather than a half-run audit. Registration order is the order of
+the report's sections.
 """
 
 from __future__ import annotations
 
 import importlib
-from typing import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Callable
 
 from audit.checks import data, fairness, metric_names, performance
-from audit.context import AuditContext
-from audit.errors import ConfigError
 from audit.profiles import ll144
+from audit.registry import Registry
 from audit.results import Measurement
 from audit.text import checks as text_checks
 
-CheckFunction = Callable[[AuditContext], list[Measurement]]
+if TYPE_CHECKING:
+    from audit.catalogue import Metric
+    from audit.context import AuditContext
+
+CheckFunction = Callable[["AuditContext"], list[Measurement]]
 
 
 def _deferred(module: str, function: str) -> Callable:
@@ -32,33 +37,6 @@ def _deferred(module: str, function: str) -> Callable:
 
     call.__name__ = call.__qualname__ = f"{module.rsplit('.', 1)[-1]}.{function}"
     return call
-
-
-CHECKS: dict[str, CheckFunction] = {
-    "data": data.run,
-    "performance": performance.run,
-    "fairness": fairness.run,
-    "explanations": _deferred("audit.checks.explanations", "run"),
-    "robustness": _deferred("audit.checks.robustness", "run"),
-    "identity_bias": text_checks.run_identity_bias,
-    "counterfactual": text_checks.run_counterfactual,
-    "token_attributions": text_checks.run_token_attributions,
-    "text_robustness": text_checks.run_text_robustness,
-    "ll144": ll144.run,
-}
-
-METRICS: dict[str, tuple[str, ...]] = {
-    "data": data.METRICS,
-    "performance": performance.METRICS,
-    "fairness": fairness.METRICS,
-    "explanations": metric_names.EXPLANATIONS,
-    "robustness": metric_names.ROBUSTNESS,
-    "identity_bias": text_checks.IDENTITY_BIAS_METRICS,
-    "counterfactual": text_checks.COUNTERFACTUAL_METRICS,
-    "token_attributions": text_checks.TOKEN_ATTRIBUTION_METRICS,
-    "text_robustness": text_checks.TEXT_ROBUSTNESS_METRICS,
-    "ll144": ll144.METRICS,
-}
 
 TEXT_ONLY = ("identity_bias", "counterfactual", "token_attributions", "text_robustness")
 """Checks that read texts; the tabular and image explanations and attacks have text versions."""
@@ -77,47 +55,89 @@ WANTED: dict[str, Callable] = {
 """check name -> whether the spec asks for it, for checks that a report profile turns on."""
 
 
-PREFLIGHT: dict[str, tuple[Callable | None, Callable | None]] = {
-    "explanations": (_deferred("audit.checks.explanations", "validate"), _deferred("audit.checks.explanations", "prepare")),
-    "robustness": (_deferred("audit.checks.robustness", "validate"), _deferred("audit.checks.robustness", "prepare")),
-    "token_attributions": (text_checks.validate_token_attributions, None),
-    "ll144": (ll144.validate, ll144.prepare),
-}
-"""check name -> (validate(config), prepare(ctx)); filled by checks that have input rules."""
+@dataclass(frozen=True)
+class CheckRecord:
+    """One check: the same shape as an attribution method's and an attack's record."""
+
+    name: str
+    run: CheckFunction
+    catalogue: tuple["Metric", ...] = ()
+    validate: Callable | None = None  # validate(config): rules that need nothing loaded
+    prepare: Callable | None = None  # prepare(ctx): rules that need the data and model
+
+    @property
+    def metrics(self) -> tuple[str, ...]:
+        return tuple(m.name for m in self.catalogue)
+
+
+CHECKS: Registry[CheckRecord] = Registry("check", field="checks", hint="")
+for _module in (data, performance, fairness):
+    CHECKS.add(CheckRecord(_module.CHECK, _module.run, _module.CATALOGUE,
+                           getattr(_module, "validate", None), getattr(_module, "prepare", None)))
+# their code loads torch on first call; their catalogues come from a module that does not
+for _name, _catalogue in (("explanations", metric_names.EXPLANATIONS_CATALOGUE),
+                          ("robustness", metric_names.ROBUSTNESS_CATALOGUE)):
+    _module = f"audit.checks.{_name}"
+    CHECKS.add(CheckRecord(_name, _deferred(_module, "run"), _catalogue,
+                           _deferred(_module, "validate"), _deferred(_module, "prepare")))
+
+
+def _entries(names: tuple[str, ...]) -> tuple["Metric", ...]:
+    """Catalogue entries for a check that lists names: a name another check catalogues keeps that entry.
+
+    One name, one meaning: the text checks' robust_accuracy is the robustness check's metric.
+    """
+    from audit.catalogue import Metric
+
+    known = {m.name: m for record in CHECKS.values() for m in record.catalogue}
+    return tuple(known.get(name) or Metric(name, name.replace("_", " ")) for name in names)
+
+
+for _name, _run, _names, _validate in (
+    ("identity_bias", text_checks.run_identity_bias, text_checks.IDENTITY_BIAS_METRICS, None),
+    ("counterfactual", text_checks.run_counterfactual, text_checks.COUNTERFACTUAL_METRICS, None),
+    ("token_attributions", text_checks.run_token_attributions, text_checks.TOKEN_ATTRIBUTION_METRICS,
+     text_checks.validate_token_attributions),
+    ("text_robustness", text_checks.run_text_robustness, text_checks.TEXT_ROBUSTNESS_METRICS, None),
+):
+    CHECKS.add(CheckRecord(_name, _run, _entries(_names), _validate))
+# a check may emit another check's metric under that check's entry (ll144's selection_rate)
+CHECKS.add(CheckRecord(ll144.CHECK, ll144.run, ll144.CATALOGUE + _entries(ll144.SHARED), ll144.validate, ll144.prepare))
+
+
+def records() -> list[CheckRecord]:
+    return list(CHECKS.values())
 
 
 def validate(config) -> None:
     """Static input rules of every enabled check, before anything is loaded."""
-    for name, (rule, _) in PREFLIGHT.items():
-        section = getattr(config.checks, name, None)
-        if rule is not None and applies(name, config) and (section is None or section.enabled):
-            rule(config)
+    for record in records():
+        section = getattr(config.checks, record.name, None)
+        if record.validate is not None and applies(record.name, config) and (section is None or section.enabled):
+            record.validate(config)
 
 
-def prepare(ctx: AuditContext) -> None:
+def prepare(ctx: "AuditContext") -> None:
     """Input rules that need the loaded data and model, before any check runs."""
     for name in enabled(ctx):
-        _, rule = PREFLIGHT.get(name, (None, None))
-        if rule is not None:
-            rule(ctx)
+        record = CHECKS.lookup(name)
+        if record.prepare is not None:
+            record.prepare(ctx)
 
 
 def names() -> list[str]:
-    return list(CHECKS)
+    return CHECKS.names()
 
 
 def metrics() -> dict[str, set[str]]:
-    return {name: set(METRICS.get(name, ())) for name in CHECKS}
+    return {record.name: set(record.metrics) for record in records()}
 
 
 def get(name: str) -> CheckFunction:
-    try:
-        return CHECKS[name]
-    except KeyError:
-        raise ConfigError(f"unknown check {name!r}", hint=f"choose from {', '.join(names())}") from None
+    return CHECKS.lookup(name).run
 
 
-def enabled(ctx: AuditContext) -> list[str]:
+def enabled(ctx: "AuditContext") -> list[str]:
     """Checks to run: 'data' always, the others unless their spec section disables them."""
     chosen = []
     for name in names():

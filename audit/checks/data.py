@@ -8,10 +8,17 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from audit.catalogue import Metric
 from audit.context import AuditContext
 from audit.results import Measurement
 
-METRICS = ("row_count", "class_share", "group_share")
+CHECK = "data"
+CATALOGUE = (
+    Metric("row_count", "rows audited", unit="count"),
+    Metric("class_share", "share of a class in the labels"),
+    Metric("group_share", "share of a sensitive group in the data"),
+)
+METRICS = tuple(m.name for m in CATALOGUE)
 
 
 def run(ctx: AuditContext) -> list[Measurement]:

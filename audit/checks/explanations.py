@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from audit.context import AuditContext
 
 CHECK = measurements.CHECK
+CATALOGUE = measurements.CATALOGUE
 METRICS = measurements.METRICS
 TRUST_ROWS = 100
 SENSITIVITY_ROWS = 20

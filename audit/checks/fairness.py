@@ -1,7 +1,7 @@
 """The fairness check: group metrics, disparities and their intervals, for every grouping.
 
 Groupings: each sensitive column, then the crosses the spec asks for (default: all). For each
-group: count and every rate of :data:`audit.groups.RATES` (one-vs-rest per class for
+group: count and every rate of :func:`audit.groups.rate_parts` in the catalogue (one-vs-rest per class for
 multiclass models), and ROC-AUC and calibration error where scores exist. Disparities follow
 fairlearn's definitions exactly (``between_groups``: max - min and min / max over the groups
 where the rate is defined), plus each group against the spec's reference group (signed
@@ -33,26 +33,99 @@ from typing import Any
 import numpy as np
 
 from audit import groups, score_stats, stats
+from audit.catalogue import Metric
+from audit.checks import performance
 from audit.context import AuditContext
 from audit.data import MISSING_GROUP
-from audit.groups import DENOMINATOR, RATES, WHY_UNDEFINED, Grouping
-from audit.results import Measurement
+from audit.groups import Grouping
+from audit.results import Measurement, Reason, small_group
 
 CHECK = "fairness"
 
-DISPARITIES = {
-    "demographic_parity": ("selection_rate",),
-    "equalized_odds": ("true_positive_rate", "false_positive_rate"),
-    "equal_opportunity": ("true_positive_rate",),
-    "predictive_parity": ("positive_predictive_value",),
-    "false_positive_rate": ("false_positive_rate",),
-    "false_negative_rate": ("false_negative_rate",),
-}
+def _rate(name, label, short, denominator, better, glossary="", *, column=False) -> Metric:
+    term = label if short == label else f"{label} ({short})"
+    return Metric(name, label, glossary, better=better, denominator=denominator, short=short, column=column,
+                  term=term if glossary else None)
 
-METRICS = (
-    "count", *RATES, *score_stats.METRICS,
-    *(f"{name}_{kind}" for name in DISPARITIES for kind in ("difference", "ratio")),
+
+RATE_CATALOGUE = (
+    _rate("selection_rate", "selection rate", "selection rate", "rows", None,
+          "Share of a group that the model predicts positive (assigns the positive class).", column=True),
+    _rate("base_rate", "base rate", "base rate", "rows", None,
+          "Share of a group that is truly positive in the data, whatever the model predicts."),
+    _rate("true_positive_rate", "true positive rate", "TPR", "actual positives", "higher",
+          "Of a group's truly positive examples, the share the model predicts positive (recall within the group).",
+          column=True),
+    _rate("false_positive_rate", "false positive rate", "FPR", "actual negatives", "lower",
+          "Of a group's truly negative examples, the share the model wrongly predicts positive.", column=True),
+    _rate("positive_predictive_value", "positive predictive value", "PPV", "predicted positives", "higher",
+          "Of a group's examples predicted positive, the share that truly are (precision within the group).", column=True),
+    _rate("false_negative_rate", "false negative rate", "FNR", "actual positives", "lower",
+          "Of a group's truly positive examples, the share the model misses; 1 minus the TPR."),
+    _rate("negative_predictive_value", "negative predictive value", "NPV", "predicted negatives", "higher",
+          "Of a group's examples predicted negative, the share that truly are."),
+    _rate("true_negative_rate", "true negative rate", "TNR", "actual negatives", "higher"),
 )
+TOP1_CATALOGUE = (
+    _rate("top1_accuracy", "top-1 accuracy", "top-1 accuracy", "rows", "higher",
+          "Multiclass models: share of a group's examples whose predicted class is the true class (the per-group "
+          "accuracy; the one-vs-rest accuracy of a class counts correct rejections too).", column=True),
+    _rate("error_rate", "error rate", "error rate", "rows", "lower",
+          "Multiclass models: share of a group's examples given a wrong class; 1 minus the top-1 accuracy.", column=True),
+)
+"""The one-vs-rest rates of :func:`audit.groups.rate_parts` that are not performance metrics too."""
+
+
+@dataclass(frozen=True)
+class Disparity:
+    name: str
+    title: str  # its name for readers
+    bases: tuple[str, ...]  # the rate(s) it compares
+    glossary: str
+    compares: str | None = None  # how a reader should read several bases
+
+
+DISPARITY_LIST = (
+    Disparity("demographic_parity", "Demographic parity", ("selection_rate",),
+              "Every group receives positive predictions at the same rate (equal selection rates), whatever its true outcomes."),
+    Disparity("equalized_odds", "Equalized odds", ("true_positive_rate", "false_positive_rate"),
+              "Every group has the same true positive rate and the same false positive rate; the worse of the two gaps is reported.",
+              compares="TPR and FPR, the worse of the two"),
+    Disparity("equal_opportunity", "Equal opportunity", ("true_positive_rate",),
+              "Every group has the same true positive rate: truly positive examples are found equally often in each group."),
+    Disparity("predictive_parity", "Predictive parity", ("positive_predictive_value",),
+              "A positive prediction is equally reliable in every group (equal positive predictive value)."),
+    Disparity("false_positive_rate", "False positive rate parity", ("false_positive_rate",), ""),
+    Disparity("false_negative_rate", "False negative rate parity", ("false_negative_rate",), ""),
+)
+DISPARITIES = {d.name: d.bases for d in DISPARITY_LIST}
+
+
+def _disparity_metrics(d: Disparity) -> tuple[Metric, Metric]:
+    common = {"describes": ("highest_group", "lowest_group", "left_out"), "compares": d.bases, "term": d.title.lower(),
+              "glossary": d.glossary, "short": d.compares}
+    return (
+        Metric(f"{d.name}_difference", d.title, better="lower", to_reference="zero", unit="difference", **common),
+        Metric(f"{d.name}_ratio", d.title, better="higher", to_reference="one", unit="ratio", **common),
+    )
+
+
+CATALOGUE = (
+    Metric("count", "rows in the group", unit="count"),
+    *RATE_CATALOGUE[:5],
+    *(m for m in performance.CATALOGUE if m.name in ("accuracy", "roc_auc")),  # one entry, whichever check emits it
+    *TOP1_CATALOGUE,
+    *RATE_CATALOGUE[5:],
+    *(m for m in performance.CATALOGUE if m.name in ("f1", "average_precision", "log_loss", "expected_calibration_error")),
+    *(m for d in DISPARITY_LIST for m in _disparity_metrics(d)),
+)
+METRICS = tuple(m.name for m in CATALOGUE)
+TOP1 = tuple(m.name for m in TOP1_CATALOGUE)
+
+
+def _rate_entries() -> dict[str, Metric]:
+    """The catalogue's group rates (those with a denominator), by name; read at run time."""
+    return {m.name: m for m in CATALOGUE if m.denominator and m.name not in TOP1}
 
 
 def disparity_statistics(counts: np.ndarray, reference: int | None, included: np.ndarray | None = None) -> dict[str, np.ndarray]:
@@ -75,6 +148,21 @@ def disparity_statistics(counts: np.ndarray, reference: int | None, included: np
         if reference is not None:
             out |= _against_reference(disparity, [rates[b] for b in bases], reference)
     return out
+
+
+def top1_statistics(tables: np.ndarray) -> dict[str, np.ndarray]:
+    """Top-1 accuracy and error rate of ``(..., groups, C, C)`` tables, ``(..., groups)``; NaN for an empty group."""
+    hits = np.trace(tables, axis1=-2, axis2=-1)
+    accuracy = stats.divide(hits, tables.sum(axis=(-2, -1)))
+    return {"top1_accuracy": accuracy, "error_rate": 1 - accuracy}
+
+
+def _statistics(tables: np.ndarray, grouping: Grouping, reference: int | None, included: np.ndarray,
+                setting: "_Setting") -> dict[str, np.ndarray]:
+    """Every statistic of one grouping from cell tables ``(..., cells, C, C)``: the point's and each replicate's."""
+    by_group = groups.group_tables(tables, grouping)
+    out = disparity_statistics(groups.one_vs_rest(by_group)[..., list(setting.targets), :], reference, included)
+    return out | top1_statistics(by_group) if setting.multiclass else out
 
 
 def _worst(values: list[np.ndarray], pick) -> np.ndarray:
@@ -143,7 +231,7 @@ def run(ctx: AuditContext) -> list[Measurement]:
     out: list[Measurement] = []
     for grouping, reference, kept, grouping_replicates in zip(chosen, references, included, replicates):
         counts = groups.one_vs_rest(groups.group_tables(tables, grouping))[..., list(setting.targets), :]
-        point = disparity_statistics(counts, reference, kept)
+        point = _statistics(tables, grouping, reference, kept, setting)
         sizes = counts[:, 0, :].sum(axis=-1).astype(int)
         _warn_about_groups(ctx, grouping, sizes, setting.min_group_size)
         emit = _Emitter(grouping, point, grouping_replicates, sizes, reference, setting, counts, kept)
@@ -178,8 +266,7 @@ def _replicates(tables, chosen, references, included, setting, ctx) -> list[dict
     rng = np.random.default_rng(ctx.seed)
     for chunk in groups.stratified_replicates(tables, ctx.config.statistics.bootstrap, rng):
         for store, grouping, reference, kept in zip(collected, chosen, references, included):
-            counts = groups.one_vs_rest(groups.group_tables(chunk, grouping))[..., list(setting.targets), :]
-            for name, values in disparity_statistics(counts, reference, kept).items():
+            for name, values in _statistics(chunk, grouping, reference, kept, setting).items():
                 store.setdefault(name, []).append(values)
     return [{name: np.concatenate(parts) for name, parts in store.items()} for store in collected]
 
@@ -215,6 +302,8 @@ class _Emitter:
         self.denominators = groups.denominators(counts)
         self.small = sizes < setting.min_group_size
         self.included = included
+        # the one-vs-rest rates the catalogue names, in the engine's order: a new rate needs its entry only
+        self.rates = [name for name in self.parts if name in _rate_entries()]
 
     def _ci(self, name: str, index: tuple) -> tuple[float, float] | None:
         if name not in self.replicates:
@@ -224,20 +313,22 @@ class _Emitter:
 
     def _few(self, rate: str, g: int, t: int) -> bool:
         """The rate's own denominator is below min_denominator (row-based rates: the group rule)."""
-        return DENOMINATOR[rate] != "rows" and self.denominators[rate][g, t] < self.setting.min_denominator
+        return _rate_entries()[rate].denominator != "rows" and self.denominators[rate][g, t] < self.setting.min_denominator
 
     def _few_text(self, rate: str, g: int, t: int) -> str:
         count = int(self.denominators[rate][g, t])
-        return f"{_label(self.grouping.labels[g])}: {rate} rests on {count} {DENOMINATOR[rate]}, fewer than {self.setting.min_denominator}"
+        return f"{_label(self.grouping.labels[g])}: {rate} rests on {count} {_rate_entries()[rate].denominator}, fewer than {self.setting.min_denominator}"
 
     def group_measurements(self) -> list[Measurement]:
         out = []
         for g, label in enumerate(self.grouping.labels):
             status = "insufficient" if self.small[g] else None
             note = f"insufficient: {self.sizes[g]} rows, fewer than {self.setting.min_group_size}" if status else None
-            out.append(Measurement(CHECK, "count", float(self.sizes[g]), group=label, n=int(self.sizes[g]), status=status, note=note))
+            out.append(Measurement(CHECK, "count", float(self.sizes[g]), group=label, n=int(self.sizes[g]), status=status, note=note,
+                                   reason=small_group(status)))
+            out += [self._top1(name, g, label, status, note) for name in TOP1 if name in self.point]
             for t, target in enumerate(self.setting.targets):
-                out += [self._rate(rate, g, t, target, label, status, note) for rate in RATES]
+                out += [self._rate(rate, g, t, target, label, status, note) for rate in self.rates]
         return out
 
     def _rate(self, rate: str, g: int, t: int, target: int, label, status, note) -> Measurement:
@@ -245,16 +336,27 @@ class _Emitter:
         params = self.setting.params(target)
         n = int(self.sizes[g])
         if np.isnan(value):
-            why = f"undefined: {WHY_UNDEFINED.get(rate, 'empty group')}"
-            return Measurement(CHECK, rate, None, group=label, n=n, params=params, note=why, status="undefined")
+            why = f"undefined: {_rate_entries()[rate].undefined_reason}"
+            return Measurement(CHECK, rate, None, group=label, n=n, params=params, note=why, status="undefined",
+                               reason=Reason.NO_DENOMINATOR)
         ci, exact = self._rate_interval(rate, g, t)
         notes = [note] if note else []
         if self._few(rate, g, t) and not status:
             status = "insufficient"
-            notes = [f"insufficient: {int(self.denominators[rate][g, t])} {DENOMINATOR[rate]}, fewer than {self.setting.min_denominator}"]
+            notes = [f"insufficient: {int(self.denominators[rate][g, t])} {_rate_entries()[rate].denominator}, fewer than {self.setting.min_denominator}"]
         if exact:
             notes.append(EXACT_NOTE)
-        return Measurement(CHECK, rate, value, group=label, ci=ci, n=n, params=params, note="; ".join(notes) or None, status=status)
+        return Measurement(CHECK, rate, value, group=label, ci=ci, n=n, params=params, note="; ".join(notes) or None, status=status,
+                           reason=small_group(status))
+
+    def _top1(self, name: str, g: int, label: dict[str, str], status: str | None, note: str | None) -> Measurement:
+        """A multiclass group's top-1 accuracy or error rate: no class, as it judges every class at once."""
+        value, size = float(self.point[name][g]), float(self.sizes[g])
+        ci, exact = stats.rate_interval(self._ci(name, (g,)), round(value * size), size, self.setting.level,
+                                        min_trials=self.setting.min_denominator)
+        notes = ([note] if note else []) + ([EXACT_NOTE] if exact else [])
+        return Measurement(CHECK, name, value, group=label, ci=ci, n=int(size), note="; ".join(notes) or None,
+                           status=status, reason=small_group(status))
 
     def _rate_interval(self, rate: str, g: int, t: int) -> tuple[tuple[float, float] | None, bool]:
         """The bootstrap interval, or the exact Clopper-Pearson one where the bootstrap says too much.
@@ -300,8 +402,9 @@ class _Emitter:
         total = int(self.sizes[self.included].sum())
         tail = f"; left out: {left_out}" if left_out else ""
         if np.isnan(value):
-            note = f"undefined: {self._why_undefined(bases, t)}{tail}"
-            return Measurement(CHECK, name, None, n=total, params=params, note=note, status="undefined")
+            reason, why = self._why_undefined(bases, t)
+            return Measurement(CHECK, name, None, n=total, params=params, note=f"undefined: {why}{tail}", status="undefined",
+                               reason=reason)
         pairs = self._pairs(bases, t)
         weak = sorted({_label(self.grouping.labels[g]) for _, high, low in pairs for g in (high, low) if self.small[g]})
         few = [self._few_text(base, g, t) for base, high, low in pairs for g in (high, low) if self._few(base, g, t)]
@@ -312,7 +415,8 @@ class _Emitter:
             ci = stats.hull(ci, self._between_bounds(kind, pairs, t))
         note = ("insufficient: " + "; ".join(notes) + tail) if notes else (left_out and f"left out: {left_out}")
         status = "insufficient" if notes else None
-        return Measurement(CHECK, name, value, ci=ci, n=total, params=params, note=note or None, status=status)
+        return Measurement(CHECK, name, value, ci=ci, n=total, params=params, note=note or None, status=status,
+                           reason=small_group(status))
 
     def _pairs(self, bases: tuple[str, ...], t: int) -> list[tuple[str, int, int]]:
         """For each rate of a disparity, its highest and lowest included group."""
@@ -337,12 +441,12 @@ class _Emitter:
         pick = max if kind == "difference" else min
         return (pick(b[0] for b in bounds), pick(b[1] for b in bounds))
 
-    def _why_undefined(self, bases: tuple[str, ...], t: int) -> str:
+    def _why_undefined(self, bases: tuple[str, ...], t: int) -> tuple[Reason, str]:
         for base in bases:
             values = np.where(self.included, self.point[base][:, t], np.nan)
             if np.count_nonzero(~np.isnan(values)) < 2:
-                return f"fewer than two groups of '{self.grouping.name}' have a defined {base}"
-        return f"the highest {' or '.join(bases)} is 0, so the ratio is 0/0"
+                return Reason.FEW_GROUPS, f"fewer than two groups of '{self.grouping.name}' have a defined {base}"
+        return Reason.ZERO_OVER_ZERO, f"the highest {' or '.join(bases)} is 0, so the ratio is 0/0"
 
     def _extremes(self, bases: tuple[str, ...], t: int, kind: str) -> dict[str, int]:
         """The highest and lowest group of the rate that sets this disparity.
@@ -374,7 +478,8 @@ class _Emitter:
                 n = int(self.sizes[g] + self.sizes[self.reference])
                 if np.isnan(value):
                     note = f"undefined: the rate is undefined (or zero, for a ratio) in {_label(label)} or in the reference group"
-                    out.append(Measurement(CHECK, name, None, group=label, n=n, params=params, note=note, status="undefined"))
+                    out.append(Measurement(CHECK, name, None, group=label, n=n, params=params, note=note, status="undefined",
+                                               reason=Reason.NO_DENOMINATOR))
                     continue
                 few = [self._few_text(base, h, t) for base in bases for h in (g, self.reference) if self._few(base, h, t)]
                 notes = ["a group in this comparison is smaller than min_group_size"] if self.small[g] or self.small[self.reference] else []
@@ -385,7 +490,8 @@ class _Emitter:
                 out.append(
                     Measurement(CHECK, name, value, group=label, ci=ci, n=n, params=params,
                                 note=("insufficient: " + "; ".join(notes)) if notes else None,
-                                status="insufficient" if notes else None)
+                                status="insufficient" if notes else None,
+                                reason=Reason.SMALL_GROUP if notes else None)
                 )
         return out
 
@@ -456,7 +562,9 @@ def _score_measurement(metric, found: score_stats.GroupScores, g, label, size, s
     value = float(found.values[metric][g])
     if np.isnan(value):
         why = "only one class in the group" if metric == "roc_auc" else "no positives in the group"
-        return Measurement(CHECK, metric, None, group=label, n=size, note=f"undefined: {why}", status="undefined")
+        reason = Reason.ONE_CLASS if metric == "roc_auc" else Reason.NO_DENOMINATOR
+        return Measurement(CHECK, metric, None, group=label, n=size, note=f"undefined: {why}", status="undefined",
+                           reason=reason)
     ci = found.interval(metric, g, setting.level) if with_intervals else None
     # a ranking metric rests on the rarer class: count it as the rates count their denominator
     rarer = int(min(found.positives[g], found.negatives[g]))
@@ -466,4 +574,5 @@ def _score_measurement(metric, found: score_stats.GroupScores, g, label, size, s
         note = f"insufficient: {rarer} rows of the rarer class, fewer than {setting.min_denominator}"
     else:
         return Measurement(CHECK, metric, value, group=label, ci=ci, n=size, note=score_stats.INTERVAL_NOTE)
-    return Measurement(CHECK, metric, value, group=label, ci=ci, n=size, note=note, status="insufficient")
+    return Measurement(CHECK, metric, value, group=label, ci=ci, n=size, note=note, status="insufficient",
+                       reason=Reason.SMALL_GROUP)

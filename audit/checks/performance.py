@@ -22,6 +22,7 @@ import numpy as np
 
 from audit import score_stats, stats
 from audit.errors import CheckError
+from audit.catalogue import Metric
 from audit.results import Measurement
 
 if TYPE_CHECKING:
@@ -29,12 +30,34 @@ if TYPE_CHECKING:
     from audit.context import AuditContext
 
 CHECK = "performance"
-METRICS = (
-    "accuracy", "balanced_accuracy", "precision", "recall", "f1",
-    "precision_macro", "recall_macro", "f1_macro", "precision_weighted", "recall_weighted", "f1_weighted",
-    "roc_auc", "average_precision", "log_loss", "expected_calibration_error", "calibration_bin",
-    "confusion_matrix",
+_AVERAGES = ("macro", "weighted")
+_BY_CLASS = {
+    "precision": "Of the examples predicted positive, the share that truly are.",
+    "recall": "Of the truly positive examples, the share the model finds (true positive rate).",
+    "f1": "Harmonic mean of precision and recall.",
+}
+_F1_DENOMINATOR = "actual or predicted positives"  # 2TP + FP + FN, as a group rate
+CATALOGUE = (
+    Metric("accuracy", "accuracy", "Share of all examples the model classifies correctly.", better="higher",
+           denominator="rows", column=True),
+    Metric("balanced_accuracy", "balanced accuracy",
+           "Mean of the recall of each class, so a rare class counts as much as a common one.", better="higher"),
+    *(Metric(name, name, text, better="higher", denominator=_F1_DENOMINATOR if name == "f1" else None)
+      for name, text in _BY_CLASS.items()),
+    *(Metric(f"{name}_{average}", f"{name} ({average} average)", better="higher")
+      for average in _AVERAGES for name in _BY_CLASS),
+    Metric("roc_auc", "ROC-AUC", "Chance that a random positive example gets a higher score than a random negative one.",
+           better="higher", unit="score", short="AUC", column=True),
+    Metric("average_precision", "average precision",
+           "Area under the precision-recall curve, summarising precision over all thresholds.", better="higher"),
+    Metric("log_loss", "log loss", "Mean negative log probability given to the true class; lower is better, "
+           "punishes confident errors.", better="lower", unit="score"),
+    Metric("expected_calibration_error", "expected calibration error",
+           "Average gap between predicted probability and observed frequency; 0 is perfectly calibrated.", better="lower"),
+    Metric("calibration_bin", "observed frequency in a calibration bin", describes=("mean_predicted",)),
+    Metric("confusion_matrix", "confusion matrix cell", unit="count"),
 )
+METRICS = tuple(m.name for m in CATALOGUE)
 
 # The per-class confusion-matrix metrics and why each one can be undefined.
 _UNDEFINED_PER_CLASS = {

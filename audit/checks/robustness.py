@@ -37,12 +37,13 @@ from audit.checks import metric_names
 from audit.context import AuditContext
 from audit.errors import ConfigError
 from audit.models import predictions_from_outputs
-from audit.results import Measurement
+from audit.results import Measurement, Reason, small_group
 from audit.robust import sanity, summary, sweep
 from audit.robust.domain import build_domain, column_rules
 from audit.robust.wrappers import attack_session, decision_logits
 
 CHECK = "robustness"
+CATALOGUE = metric_names.ROBUSTNESS_CATALOGUE
 METRICS = metric_names.ROBUSTNESS
 DEFAULT_ATTACKS = {"Linf": ("FGSM", "PGD"), "L2": ("PGDL2",)}
 LARGE_EPSILON_ATTACK = {"Linf": "PGD", "L2": "PGDL2"}
@@ -206,7 +207,8 @@ def _curve(outcome: sweep.Outcome, setup: Setup, rng: np.random.Generator) -> li
             boot = found.get(f"boot:{metric}", np.zeros((0, len(outcome.epsilons))))[:, k]
             if np.isnan(value):
                 why = "undefined: no correctly classified points"
-                out.append(Measurement(CHECK, metric, None, n=n, params=params, note=why, status="undefined"))
+                out.append(Measurement(CHECK, metric, None, n=n, params=params, note=why, status="undefined",
+                                       reason=Reason.NOTHING_TO_ATTACK))
             else:
                 # nothing is attacked at epsilon 0, so its success rate is 0 for certain
                 ci = _ci(boot, setup.level) if eps == 0 and metric == "attack_success_rate" else _rate_ci(boot, value, n, setup)
@@ -220,20 +222,23 @@ def _median(outcome: sweep.Outcome, setup: Setup, point: float, boot: np.ndarray
     params = _params(outcome, setup)
     if np.isnan(point):
         why = "undefined: no correctly classified points"
-        return Measurement(CHECK, "median_minimal_perturbation", None, group=group, n=n, params=params, note=why, status="undefined")
+        return Measurement(CHECK, "median_minimal_perturbation", None, group=group, n=n, params=params, note=why,
+                           status="undefined", reason=Reason.NOTHING_TO_ATTACK)
     if np.isinf(point):
         note = f"more than half of the points withstand every epsilon tried (up to {outcome.epsilons[-1]:g})"
         if outcome.attack in ("CW", "DeepFool"):
             note = f"{outcome.attack} found no adversarial example for more than half of the points"
         why = f"undefined: {note}"
-        return Measurement(CHECK, "median_minimal_perturbation", None, group=group, n=n, params=params, note=why, status="undefined")
+        return Measurement(CHECK, "median_minimal_perturbation", None, group=group, n=n, params=params, note=why,
+                           status="undefined", reason=Reason.NOT_BROKEN)
     note = "the smallest adversarial perturbation the attack found per point, an upper bound on the true minimum"
     if status == "insufficient":
         note = f"insufficient: {n} points, fewer than {setup.min_group_size}"
     ci = _median_ci(boot, setup.level)
     if ci is None and boot.size:
         note += "; no interval: in many resamples more than half the points withstand every epsilon"
-    return Measurement(CHECK, "median_minimal_perturbation", point, group=group, ci=ci, n=n, params=params, note=note, status=status)
+    return Measurement(CHECK, "median_minimal_perturbation", point, group=group, ci=ci, n=n, params=params, note=note,
+                       status=status, reason=small_group(status))
 
 
 def _median_ci(replicates: np.ndarray, level: float) -> tuple[float, float] | None:
@@ -285,6 +290,7 @@ def _group_curve(outcome, setup: Setup, grouping, found) -> list[Measurement]:
                 CHECK, "robust_accuracy", float(found["robust_accuracy"][g, k]), group=label,
                 ci=_rate_ci(boot, float(found["robust_accuracy"][g, k]), size, setup),
                 n=size, params=_params(outcome, setup, eps=eps), note=note, status="insufficient" if small else None,
+                reason=Reason.SMALL_GROUP if small else None,
             ))
     return out
 
@@ -309,7 +315,8 @@ def _gap(outcome, setup: Setup, grouping, value, boot, high, low, sizes) -> Meas
     total = int(np.sum(sizes))
     if np.isnan(value):
         note = "undefined: fewer than two groups have a finite median perturbation"
-        return Measurement(CHECK, "robustness_gap", None, n=total, params=params, note=note, status="undefined")
+        return Measurement(CHECK, "robustness_gap", None, n=total, params=params, note=note, status="undefined",
+                           reason=Reason.FEW_GROUPS)
     label = lambda g: ", ".join(f"{c}={v}" for c, v in grouping.labels[g].items())  # noqa: E731
     params |= {"most_fragile_group": label(low), "least_fragile_group": label(high)}
     weak = [label(g) for g in (low, high) if sizes[g] < setup.min_group_size]
@@ -317,7 +324,8 @@ def _gap(outcome, setup: Setup, grouping, value, boot, high, low, sizes) -> Meas
     if weak:
         note = f"insufficient: rests on small group(s) {'; '.join(weak)}"
     return Measurement(CHECK, "robustness_gap", value, ci=_ci(boot, setup.level) if setup.replicates else None, n=total,
-                       params=params, note=note, status="insufficient" if weak else None)
+                       params=params, note=note, status="insufficient" if weak else None,
+                       reason=Reason.SMALL_GROUP if weak else None)
 
 
 # ---------------------------------------------------------------- large epsilon and flags
@@ -385,8 +393,9 @@ def _examples(ctx: AuditContext, outcomes: list[sweep.Outcome], setup: Setup) ->
             outcome, setup, eps=outcome.epsilons[level] if level < len(outcome.epsilons) else None, row=int(setup.rows[position]),
             true_class=classes[int(setup.target.labels[position])], adversarial_class=classes[int(decided[i])],
         )
-        params |= _example_content(ctx, setup, int(position), adversarial[i])
-        out.append(Measurement(CHECK, "adversarial_example", float(outcome.distance[position]), n=1, params=params))
+        m = Measurement(CHECK, "adversarial_example", float(outcome.distance[position]), n=1, params=params)
+        ctx.illustrate(m, _example_content(ctx, setup, int(position), adversarial[i]))
+        out.append(m)
     return out
 
 

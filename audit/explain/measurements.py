@@ -51,6 +51,7 @@ CHECK = "explanations"
 PROXIES = 3
 PROXY_ROWS = 50_000
 """Rows that proxy associations are measured on (a seeded sample beyond that)."""
+CATALOGUE = metric_names.EXPLANATIONS_CATALOGUE
 METRICS = metric_names.EXPLANATIONS
 
 
@@ -143,7 +144,7 @@ def _groups(ctx: "AuditContext", plan: "Plan", name: str, attribution: Attributi
         figures = by_group(features, toward, codes, labels, reference, bootstrap)
         out += _group_measurements(column, name, plan, figures, minimum)
         if plan.layout.kind == "image":
-            out += _group_maps(column, name, attribution, codes, labels)
+            out += _group_maps(ctx, column, name, attribution, codes, labels)
     return out
 
 
@@ -183,16 +184,18 @@ def _with(m: Measurement, extra: dict[str, str]) -> Measurement:
     return replace(m, **extra)
 
 
-def _group_maps(column: str, name: str, attribution: Attribution, codes: np.ndarray, labels: tuple[str, ...]) -> list[Measurement]:
+def _group_maps(ctx: "AuditContext", column: str, name: str, attribution: Attribution, codes: np.ndarray,
+                labels: tuple[str, ...]) -> list[Measurement]:
     out = []
     for g, label in enumerate(labels):
         chosen = np.abs(attribution.values[codes == g])
         if chosen.shape[0] == 0:
             continue
         shape, cells, scale = compact_map(chosen.mean(axis=0))
-        out.append(Measurement(CHECK, "group_attribution_map", float(chosen.reshape(len(chosen), -1).sum(axis=1).mean()),
-                               group={column: label}, n=int(chosen.shape[0]),
-                               params={"method": name, "shape": shape, "map": cells, "scale": scale}))
+        m = Measurement(CHECK, "group_attribution_map", float(chosen.reshape(len(chosen), -1).sum(axis=1).mean()),
+                        group={column: label}, n=int(chosen.shape[0]), params={"method": name})
+        ctx.illustrate(m, {"shape": shape, "map": cells, "scale": scale})
+        out.append(m)
     return out
 
 
@@ -248,7 +251,7 @@ def _reliance_of(column: str, name: str, values: np.ndarray, names: tuple[str, .
         together = shares(values, direct + [names.index(f) for f in top], bootstrap)
         out += [_measure("proxy_reliance", together, len(direct) + i, params=params | {"feature": f}) for i, f in enumerate(top)]
         out.append(_measure("sensitive_and_proxy_reliance", together, together.value.shape[0] - 1,
-                            params=params | {"proxies": ", ".join(top)}))
+                            params=params | {"proxies": list(top)}))
     return out
 
 
@@ -324,6 +327,8 @@ def _shown(value: Any) -> str:
 def _image_row(ctx: "AuditContext", one: Attribution, about: dict[str, Any]) -> Measurement:
     shape, cells, scale = compact_map(one.values[0])
     image = ctx.data.features[about["row"]].numpy()
-    params = about | {"base_value": float(one.base_values[0]), "output": float(one.outputs[0]), "shape": shape,
-                      "map": cells, "scale": scale, "image": grey_image(image, tuple(ctx.config.data.value_range))}
-    return Measurement(CHECK, "attribution_map", float(one.values[0].sum()), n=1, params=params)
+    params = about | {"base_value": float(one.base_values[0]), "output": float(one.outputs[0])}
+    m = Measurement(CHECK, "attribution_map", float(one.values[0].sum()), n=1, params=params)
+    ctx.illustrate(m, {"shape": shape, "map": cells, "scale": scale,
+                       "image": grey_image(image, tuple(ctx.config.data.value_range))})
+    return m

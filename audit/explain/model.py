@@ -86,7 +86,7 @@ class ExplainedModel:
 
     def scores(self, inputs: torch.Tensor) -> torch.Tensor:
         """Differentiable per-class scores (gradient methods); the module must exist."""
-        return self.class_scores(self.adapter.module(inputs))
+        return self.class_scores(self.adapter.rows(inputs))
 
     def target_total(self, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """Sum over rows of each row's target score, differentiable: its gradient is every row's gradient.
@@ -95,8 +95,7 @@ class ExplainedModel:
         with as few operations as possible, since its backward pass runs for every step of
         Integrated Gradients (the per-class table costs a fifth more time on a small network).
         """
-        raw = self.adapter.module(inputs)
-        raw = raw.reshape(raw.shape[0], -1)
+        raw = self.adapter.rows(inputs)
         if not self.binary:
             first = int(targets[0])
             return raw[:, first].sum() if bool((targets == first).all()) else raw.gather(1, targets.view(-1, 1)).sum()
@@ -113,21 +112,13 @@ class ExplainedModel:
         Not through ``ModelAdapter.outputs``, whose call count the report gives as the number
         of batches the predictions took.
         """
-        size = self.adapter.static_batch or self.batch_rows
+        size = self.batch_rows
         with torch.no_grad():
-            parts = [self._raw(inputs[start : start + size], size) for start in range(0, inputs.shape[0], size)]
+            parts = [self.adapter.rows(inputs[start : start + size]).detach().cpu()
+                     for start in range(0, inputs.shape[0], size)]
         if not parts:
             return torch.zeros((0, self.classes))
         return self.class_scores(torch.cat(parts).to(torch.float32))
-
-    def _raw(self, batch: torch.Tensor, size: int) -> torch.Tensor:
-        rows = batch.shape[0]
-        if self.adapter.static_batch and rows < size:  # a graph exported for one batch size
-            batch = torch.cat([batch, batch.new_zeros((size - rows, *batch.shape[1:]))])
-        out = self.adapter.forward(batch.to(self.adapter.device))
-        out = out[0] if isinstance(out, (tuple, list)) else out
-        out = out if isinstance(out, torch.Tensor) else torch.from_numpy(np.asarray(out))
-        return out.detach().cpu().reshape(out.shape[0], -1)[:rows]
 
     def target_scores(self, inputs: torch.Tensor, targets: torch.Tensor) -> np.ndarray:
         """``f_c(x)`` of each row's target class, float64, no gradients."""

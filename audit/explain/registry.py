@@ -9,18 +9,16 @@ which methods can. Nothing here imports Captum, SHAP or LIME.
 
 from __future__ import annotations
 
-import difflib
-
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
 
-from audit.errors import ConfigError
 from audit.explain import captum_methods, exact, lime_methods, shap_methods
 from audit.explain.attribution import Attribution
 from audit.explain.model import ExplainedModel, Request
+from audit.registry import Registry
 
 TABULAR, IMAGE = "tabular", "image"
 
@@ -44,53 +42,44 @@ class Method:
         return self.image_function if kind == IMAGE and self.image_function is not None else self.function
 
 
-METHODS: dict[str, Method] = {
-    m.name: m
-    for m in (
-        Method("IntegratedGradients", captum_methods.integrated_gradients, "rai-audit, Captum's rule",
-               "path integral of gradients from the baseline", gradients=True),
-        Method("DeepLift", captum_methods.deep_lift, "Captum", "DeepLift rescale rule from the baseline",
-               gradients=True, hooks=True),
-        Method("GradientShap", captum_methods.gradient_shap, "Captum",
-               "expected gradients over background rows", gradients=True, reference="background"),
-        Method("Saliency", captum_methods.saliency, "Captum", "absolute input gradient", gradients=True, signed=False,
-               reference="none"),
-        Method("InputXGradient", captum_methods.input_x_gradient, "Captum", "input times gradient", gradients=True,
-               reference="none"),
-        Method("FeatureAblation", captum_methods.feature_ablation, "Captum",
-               "each source column (image patch) set to the baseline"),
-        Method("Occlusion", captum_methods.occlusion, "Captum", "a sliding window set to the baseline", data=(IMAGE,)),
-        Method("DeepExplainer", shap_methods.deep_explainer, "SHAP", "DeepSHAP over background rows",
-               gradients=True, hooks=True, reference="background"),
-        Method("GradientExplainer", shap_methods.gradient_explainer, "SHAP",
-               "expected gradients over background rows", gradients=True, reference="background"),
-        Method("KernelExplainer", shap_methods.kernel_explainer, "SHAP",
-               "KernelSHAP weighted linear fit over coalitions of columns", costly=True, reference="background"),
-        Method("PermutationExplainer", shap_methods.permutation_explainer, "SHAP",
-               "Shapley values from permutations of columns", costly=True, reference="background"),
-        Method("ExactShapley", exact.exact_shapley, "rai-audit",
-               "exact Shapley values by enumeration over source columns", costly=True, max_groups=exact.MAX_GROUPS,
-               reference="background"),
-        Method("LIME", lime_methods.lime_tabular, "LIME", "local linear surrogate", costly=True,
-               image_function=lime_methods.lime_image),
-    )
-}
+METHODS: Registry[Method] = Registry("method", field="checks.explanations.methods")
+for _method in (
+    Method("IntegratedGradients", captum_methods.integrated_gradients, "rai-audit, Captum's rule",
+           "path integral of gradients from the baseline", gradients=True),
+    Method("DeepLift", captum_methods.deep_lift, "Captum", "DeepLift rescale rule from the baseline",
+           gradients=True, hooks=True),
+    Method("GradientShap", captum_methods.gradient_shap, "Captum",
+           "expected gradients over background rows", gradients=True, reference="background"),
+    Method("Saliency", captum_methods.saliency, "Captum", "absolute input gradient", gradients=True, signed=False,
+           reference="none"),
+    Method("InputXGradient", captum_methods.input_x_gradient, "Captum", "input times gradient", gradients=True,
+           reference="none"),
+    Method("FeatureAblation", captum_methods.feature_ablation, "Captum",
+           "each source column (image patch) set to the baseline"),
+    Method("Occlusion", captum_methods.occlusion, "Captum", "a sliding window set to the baseline", data=(IMAGE,)),
+    Method("DeepExplainer", shap_methods.deep_explainer, "SHAP", "DeepSHAP over background rows",
+           gradients=True, hooks=True, reference="background"),
+    Method("GradientExplainer", shap_methods.gradient_explainer, "SHAP",
+           "expected gradients over background rows", gradients=True, reference="background"),
+    Method("KernelExplainer", shap_methods.kernel_explainer, "SHAP",
+           "KernelSHAP weighted linear fit over coalitions of columns", costly=True, reference="background"),
+    Method("PermutationExplainer", shap_methods.permutation_explainer, "SHAP",
+           "Shapley values from permutations of columns", costly=True, reference="background"),
+    Method("ExactShapley", exact.exact_shapley, "rai-audit",
+           "exact Shapley values by enumeration over source columns", costly=True, max_groups=exact.MAX_GROUPS,
+           reference="background"),
+    Method("LIME", lime_methods.lime_tabular, "LIME", "local linear surrogate", costly=True,
+           image_function=lime_methods.lime_image),
+):
+    METHODS.add(_method)
 
 
 def names() -> list[str]:
-    return list(METHODS)
+    return METHODS.names()
 
 
 def get(name: str) -> Method:
-    try:
-        return METHODS[name]
-    except KeyError:
-        close = difflib.get_close_matches(name, names(), n=1, cutoff=0.6)
-        hint = f"did you mean '{close[0]}'? " if close else ""
-        raise ConfigError(
-            f"checks.explanations.methods: unknown method {name!r}; valid methods: {', '.join(names())}",
-            hint=f"{hint}use one of the names listed, spelt exactly",
-        ) from None
+    return METHODS.lookup(name)
 
 
 def problem(method: Method, *, kind: str, model: ExplainedModel, groups: int) -> str | None:
@@ -148,6 +137,17 @@ def attribute(name: str, request: Request) -> Attribution:
 
 
 def _run(method: Method, request: Request) -> Attribution:
+    """One method, seeded by the request: the same request gives the same values, whichever ran before.
+
+    GradientShap (torch) and KernelSHAP (NumPy's global generator) draw from global random state;
+    seeding each call keeps a method's numbers independent of the other methods in the spec.
+    """
+    numpy_state = np.random.get_state()
     # gradients even when a caller (Captum's sensitivity metric) runs under torch.no_grad
-    with torch.enable_grad():
-        return method.function_for(request.layout.kind)(request)
+    with torch.random.fork_rng(devices=[]), torch.enable_grad():
+        torch.manual_seed(request.seed)
+        np.random.seed(request.seed % 2**32)
+        try:
+            return method.function_for(request.layout.kind)(request)
+        finally:
+            np.random.set_state(numpy_state)

@@ -154,6 +154,7 @@ def randomized(model: ExplainedModel, seed: int) -> ExplainedModel:
         for parameter in module.parameters():
             spread = parameter.std() if parameter.numel() > 1 else parameter.abs().mean()
             parameter.copy_(torch.randn(parameter.shape, generator=generator) * torch.nan_to_num(spread))
-    adapter = ModelAdapter(kind=model.adapter.kind, forward=module, module=module, device=model.adapter.device)
+    adapter = ModelAdapter(kind=model.adapter.kind, forward=module, module=module, device=model.adapter.device,
+                           static_batch=model.adapter.static_batch)
     return ExplainedModel(adapter, classes=model.classes, positive_index=model.positive_index,
                           output=model.output, batch_rows=model.batch_rows)

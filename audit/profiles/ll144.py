@@ -27,6 +27,7 @@ import pandas as pd
 from scipy import stats
 
 from audit.errors import ConfigError, DataError
+from audit.catalogue import Metric
 from audit.profiles.settings import CategoryColumn, LL144Settings
 from audit.results import Measurement
 
@@ -38,10 +39,18 @@ RATE = {"selection": ("selected", "selection_rate"), "scoring": ("scored_above_m
 BOUND_METRICS = tuple(
     f"{what}_{side}_{kind}" for what in ("rate", "impact_ratio") for kind in ("worst_case", "proportional") for side in ("min", "max")
 )
-METRICS = (
-    "applicants", "selected", "selection_rate", "scored_above_median", "scoring_rate", "impact_ratio",
-    "impact_ratio_p_value", "unknown_count", "excluded_share", "median_score", *BOUND_METRICS,
+_COUNTS = ("applicants", "selected", "scored_above_median", "unknown_count")
+CATALOGUE = (
+    *(Metric(name, name.replace("_", " "), unit="count") for name in _COUNTS),
+    Metric("scoring_rate", "scoring rate", denominator="applicants"),
+    Metric("impact_ratio", "impact ratio", better="higher", unit="ratio"),
+    Metric("impact_ratio_p_value", "p-value of an impact ratio", unit="score"),
+    Metric("excluded_share", "share of applicants excluded"),
+    Metric("median_score", "median score", unit="score"),
+    *(Metric(name, name.replace("_", " ")) for name in BOUND_METRICS),
 )
+SHARED = ("selection_rate",)  # emitted under the fairness check's catalogue entry: one name, one meaning
+METRICS = (*(m.name for m in CATALOGUE), *SHARED)
 
 
 @dataclass(frozen=True)

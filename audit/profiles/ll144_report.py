@@ -152,7 +152,9 @@ def to_markdown(result: AuditResult) -> str:
     if spec.get("data_type") == "test":
         lines.append(f"- **Why test data, and how it was made:** {cell(spec.get('test_data_explanation'))}")
     lines += [f"- **Method:** {_method_text(result, basis)}", ""]
-    level = f"{100 * float(result.provenance.get('ci_level') or 0.95):g}%"
+    from audit.report.facts import confidence_label  # not at import: config imports the profiles
+
+    level = confidence_label(result)
     for table in tables(result):
         lines += _markdown_table(table, basis, cell, level)
     lines += _exclusions(result, cell) + _bounds_section(result, cell) + _thresholds(result, cell)

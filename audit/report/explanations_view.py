@@ -17,31 +17,29 @@ from typing import Any
 import numpy as np
 from markupsafe import Markup, escape
 
+from audit.catalogue import catalogue
 from audit.report import charts
+from audit.report.facts import confidence_label
 from audit.results import AuditResult, Measurement
 
 CHECK = "explanations"
 WATERFALL_FEATURES = 8  # the rest of a row's columns are drawn as one bar
 SENTENCE_FEATURES = 3
 POSITIVE, NEGATIVE = charts.PALETTE[3], charts.PALETTE[0]  # vermillion pushes up, blue pushes down
-GLOSSARY = {
+CONCEPTS = {  # the section's words beside its metrics, whose meaning the catalogue gives
     "attribution": "How much one input moved the model's output for one row, relative to a reference "
     "(the baseline input, or the average output over background rows).",
     "mean |attribution|": "The average size of a feature's attributions over rows, whatever their sign: how much the model's "
     "output moves with that feature.",
-    "completeness gap": "How far a row's attributions fail to add up to the change in output they explain, as a share of "
-    "that change; 0 for exact Shapley values, small for Integrated Gradients with enough steps.",
-    "infidelity": "Set random halves of the features to the baseline input and compare the change in output with the sum "
-    "of the removed features' attributions: 0 means the attributions predict every removal, 1 means they predict nothing.",
-    "sensitivity": "The largest relative change of a row's attributions when its numeric inputs are nudged slightly; "
-    "large values mean fragile explanations.",
-    "method agreement": "Spearman rank correlation of two methods' feature attributions on the same rows (1: same order), "
-    "and the share of their top features they have in common.",
     "randomisation check": "The same method on a copy of the model with random weights: explanations that stay similar "
     "describe the input rather than what the model learned.",
     "proxy": "A model input strongly associated with a sensitive column (Cramér's V for categories, the correlation ratio "
     "for numbers), through which a model can use the sensitive column without seeing it.",
 }
+
+
+def glossary() -> dict[str, str]:
+    return CONCEPTS | catalogue().glossary((CHECK,))
 
 
 def explanations_view(result: AuditResult) -> dict[str, Any]:
@@ -50,15 +48,15 @@ def explanations_view(result: AuditResult) -> dict[str, Any]:
     failed = [f.message for f in result.failures if f.check == CHECK]
     settings = [m for m in found if m.metric == "rows_explained"]
     if not settings:
-        return {"measured": False, "failure": failed[0] if failed else None, "glossary": GLOSSARY}
+        return {"measured": False, "failure": failed[0] if failed else None, "glossary": glossary()}
     by_metric: dict[str, list[Measurement]] = defaultdict(list)
     for m in found:
         by_metric[m.metric].append(m)
     primary = settings[0].params["method"]
-    level = f"{100 * float(result.provenance.get('ci_level', 0.95)):g}%"
+    level = confidence_label(result)
     image = bool(by_metric["attribution_map"] or by_metric["group_attribution_map"])
     additive = bool(settings[0].params.get("additive", False))
-    groups = _groups(by_metric, primary, level, additive)
+    groups = _groups(by_metric, primary, level, additive, result.artefact)
     return {
         "measured": True,
         "failure": failed[0] if failed else None,
@@ -71,8 +69,8 @@ def explanations_view(result: AuditResult) -> dict[str, Any]:
         "sentences": _sentences(by_metric, primary, level, groups, image),
         "groups": groups,
         "trust": _trust(by_metric, [m.params["method"] for m in settings], level),
-        "local": _local_images(by_metric) if image else _waterfalls(by_metric, primary),
-        "glossary": GLOSSARY,
+        "local": _local_images(by_metric, result.artefact) if image else _waterfalls(by_metric, primary),
+        "glossary": glossary(),
     }
 
 
@@ -126,7 +124,8 @@ def _nice(value: float) -> float:
 # ---------------------------------------------------------------- groups
 
 
-def _groups(by_metric: dict[str, list[Measurement]], primary: str, level: str, additive: bool) -> list[dict[str, Any]]:
+def _groups(by_metric: dict[str, list[Measurement]], primary: str, level: str, additive: bool,
+            figure) -> list[dict[str, Any]]:
     columns: dict[str, dict[str, Any]] = {}
     for m in by_metric["group_feature_importance"]:
         column, label = next(iter(m.group.items()))
@@ -146,7 +145,7 @@ def _groups(by_metric: dict[str, list[Measurement]], primary: str, level: str, a
             "rows": [{"feature": f, "cells": [entry["cells"][f].get(label) for label in entry["labels"]]} for f in features],
             "drivers": _drivers(by_metric, column, additive),
             "reliance": _reliance(by_metric, column, primary, level),
-            "maps": _group_maps(by_metric, column),
+            "maps": _group_maps(by_metric, column, figure),
         })
     return out
 
@@ -185,7 +184,7 @@ def _reliance(by_metric: dict[str, list[Measurement]], column: str, primary: str
     together = next((m for m in by_metric["sensitive_and_proxy_reliance"] if m.params.get("sensitive") == column
                      and m.params.get("method") == primary), None)
     associations = [m for m in by_metric["proxy_association"] if m.params.get("sensitive") == column]
-    proxies = together.params["proxies"].split(", ") if together else []
+    proxies = list(together.params["proxies"]) if together else []
     strength = {m.params["feature"]: m for m in associations}
     return {
         "direct": direct,
@@ -197,13 +196,13 @@ def _reliance(by_metric: dict[str, list[Measurement]], column: str, primary: str
     }
 
 
-def _group_maps(by_metric: dict[str, list[Measurement]], column: str) -> list[dict[str, Any]]:
+def _group_maps(by_metric: dict[str, list[Measurement]], column: str, figure) -> list[dict[str, Any]]:
     out = []
     for m in by_metric["group_attribution_map"]:
         if column in m.group:
-            shape = m.params["shape"]
+            found = figure(m)
             out.append({"label": f"{column}={m.group[column]}", "n": m.n,
-                        "png": heat_png(None, m.params["map"], shape, signed=False)})
+                        "png": heat_png(None, found["map"], found["shape"], signed=False)})
     return out
 
 
@@ -433,14 +432,15 @@ def _short(text: str, limit: int = 34) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _local_images(by_metric: dict[str, list[Measurement]]) -> list[dict[str, Any]]:
+def _local_images(by_metric: dict[str, list[Measurement]], figure) -> list[dict[str, Any]]:
+    """One entry per explained image: the image and each method's heatmap, from the result's artefacts."""
     rows: dict[int, dict[str, Any]] = {}
     for m in by_metric["attribution_map"]:
-        p = m.params
+        p, f = m.params, figure(m)
         entry = rows.setdefault(p["row"], {"row": p["row"], "title": _row_title(m), "reason": p["reason"],
-                                           "image": grey_png(p["image"], p["shape"]), "maps": []})
-        entry["maps"].append({"method": p["method"], "png": heat_png(p["image"], p["map"], p["shape"], signed=True),
-                              "scale": p["scale"]})
+                                           "image": grey_png(f["image"], f["shape"]), "maps": []})
+        entry["maps"].append({"method": p["method"], "png": heat_png(f["image"], f["map"], f["shape"], signed=True),
+                              "scale": f["scale"]})
     ordered = sorted(rows.values(), key=lambda r: (r["reason"] == "class example", r["row"]))
     return ordered
 

@@ -14,42 +14,16 @@ from typing import Any
 
 from markupsafe import Markup
 
+from audit.catalogue import Metric, catalogue
 from audit.report import charts
+from audit.report.facts import FOUR_FIFTHS, below_four_fifths
+from audit.report.facts import confidence_label
 from audit.results import AuditResult, Measurement
 
 CHECK = "fairness"
-FOUR_FIFTHS = 0.8
 REFERENCE_SENTENCES = 3  # sentences on single columns against the reference group, one per key rate at most
 CROSSED_SENTENCES = 1  # and on intersections
 
-RATE_NAMES = {
-    "selection_rate": "selection rate",
-    "base_rate": "base rate",
-    "accuracy": "accuracy",
-    "true_positive_rate": "true positive rate",
-    "false_positive_rate": "false positive rate",
-    "false_negative_rate": "false negative rate",
-    "positive_predictive_value": "positive predictive value",
-    "roc_auc": "ROC-AUC",
-}
-# the group table's columns, in order: (metric, header)
-GROUP_COLUMNS = (
-    ("selection_rate", "Selection rate"),
-    ("true_positive_rate", "TPR"),
-    ("false_positive_rate", "FPR"),
-    ("positive_predictive_value", "PPV"),
-    ("accuracy", "Accuracy"),
-    ("roc_auc", "AUC"),
-)
-# disparity -> (its name for readers, the rate(s) it compares)
-DISPARITY_NAMES = {
-    "demographic_parity": ("Demographic parity", "selection rate"),
-    "equalized_odds": ("Equalized odds", "TPR and FPR, the worse of the two"),
-    "equal_opportunity": ("Equal opportunity", "TPR"),
-    "predictive_parity": ("Predictive parity", "PPV"),
-    "false_positive_rate": ("False positive rate parity", "FPR"),
-    "false_negative_rate": ("False negative rate parity", "FNR"),
-}
 # disparities told in sentences against the reference group, with the one rate each compares
 SENTENCE_RATES = {
     "demographic_parity": "selection_rate",
@@ -57,14 +31,16 @@ SENTENCE_RATES = {
     "false_positive_rate": "false_positive_rate",
     "false_negative_rate": "false_negative_rate",
 }
-# the against-the-reference table's columns: (disparity, header)
-REFERENCE_COLUMNS = (
-    ("demographic_parity", "Selection rate"),
-    ("equal_opportunity", "TPR"),
-    ("false_positive_rate", "FPR"),
-    ("false_negative_rate", "FNR"),
-    ("predictive_parity", "PPV"),
-)
+
+
+def _disparities() -> dict[str, Metric]:
+    """disparity -> its catalogue entry (the ``_ratio`` one; the ``_difference`` one says the same)."""
+    return {m.name.removesuffix("_ratio"): m for m in catalogue().by_check.get(CHECK, ()) if m.unit == "ratio"}
+
+
+def _compares(disparity: Metric) -> str:
+    """The rate(s) a disparity compares, as a reader names them."""
+    return disparity.short or " and ".join(catalogue().get(rate).short or rate for rate in disparity.compares)
 
 
 def group_label(group: dict[str, str]) -> str:
@@ -87,6 +63,10 @@ class _Index:
         """Whether a grouping is one sensitive column (not an intersection)."""
         groups = self.groupings.get(grouping)
         return bool(groups) and len(groups[0]) == 1
+
+    def rate(self, target: str | None, label: str, metric: str) -> Measurement | None:
+        """A group's rate for one class's view, or its class-free rate (a multiclass top-1 accuracy)."""
+        return self.rates.get((target, label, metric)) or self.rates.get((None, label, metric))
 
     def add(self, m: Measurement) -> None:
         target = m.params.get("class")
@@ -117,7 +97,7 @@ def _index(result: AuditResult) -> _Index:
 def fairness_view(result: AuditResult) -> dict[str, Any]:
     """Everything the fairness section shows, as plain data and escaped charts."""
     index = _index(result)
-    level = f"{100 * float(result.provenance.get('ci_level', 0.95)):g}%"
+    level = confidence_label(result)
     multiclass = any(target is not None for target in index.classes)
     columns = [name for name in index.groupings if index.single(name)]
     crossed = len(columns) < len(index.groupings)
@@ -192,7 +172,7 @@ def _range_sentence(index: _Index, ratio: Measurement, level: str) -> dict[str, 
     if ratio.value == 1:
         same = f"selection rate is the same in every {ratio.params['sensitive']} group: {_percent(high_rate)}."
         return _sentence(_for_class(target, same), ratio)
-    rule = "below" if ratio.value < FOUR_FIFTHS else "at or above"
+    rule = "below" if below_four_fifths(ratio.value) else "at or above"
     text = (
         f"selection rate by {ratio.params['sensitive']} ranges from {_percent(low_rate)} ({low}) "
         f"to {_percent(high_rate)} ({high}): a ratio of {ratio.value:.2f}{_ci_words(ratio.ci, level)}, "
@@ -252,7 +232,7 @@ def _reference_sentence(index: _Index, ratio: Measurement, level: str) -> dict[s
     label, reference = group_label(ratio.group), ratio.params["reference"]
     mine = _percent(index.rates.get((target, label, rate)))
     theirs = _percent(index.rates.get((target, reference, rate)))
-    start = f"the {RATE_NAMES[rate]} for {label}"
+    start = f"the {catalogue().label(rate)} for {label}"
     if ratio.value == 0:
         text = f"{start} is {mine}, against {theirs} for {reference}."
     else:
@@ -346,7 +326,7 @@ def _grouping_view(index: _Index, name: str, target: str | None, level: str) -> 
 
 def _disparity_rows(index: _Index, name: str, target: str | None) -> list[dict[str, Any]]:
     rows = []
-    for disparity, (title, compares) in DISPARITY_NAMES.items():
+    for disparity, entry in _disparities().items():
         difference = index.between.get((name, target, f"{disparity}_difference"))
         ratio = index.between.get((name, target, f"{disparity}_ratio"))
         if difference is None or ratio is None:
@@ -354,11 +334,11 @@ def _disparity_rows(index: _Index, name: str, target: str | None) -> list[dict[s
         # an insufficient half outweighs an undefined one: the row is then shown as insufficient
         worst = min((m for m in (difference, ratio) if m.status), key=lambda m: m.status != "insufficient", default=None)
         rows.append({
-            "name": title,
-            "compares": compares,
+            "name": entry.label,
+            "compares": _compares(entry),
             "difference": difference,
             "ratio": ratio,
-            "below_rule": ratio.value is not None and ratio.value < FOUR_FIFTHS,
+            "below_rule": below_four_fifths(ratio.value),
             "highest": difference.params.get("highest_group"),
             "lowest": difference.params.get("lowest_group"),
             "tied": difference.value == 0,
@@ -399,7 +379,7 @@ def _cell(m: Measurement | None, footnotes: list[str]) -> dict[str, Any]:
 
 def _group_table(index: _Index, target: str | None, groups: list[dict[str, str]]) -> dict[str, Any]:
     labels = [group_label(g) for g in groups]
-    columns = [(metric, header) for metric, header in GROUP_COLUMNS if any((target, lb, metric) in index.rates for lb in labels)]
+    columns = [(m.name, m.header) for m in catalogue().columns(CHECK) if any(index.rate(target, lb, m.name) for lb in labels)]
     footnotes: list[str] = []
     rows = []
     for label in labels:
@@ -409,9 +389,15 @@ def _group_table(index: _Index, target: str | None, groups: list[dict[str, str]]
             "count": count.value,
             "status": count.status,
             "note": count.note,
-            "cells": [_cell(index.rates.get((target, label, metric)), footnotes) for metric, _ in columns],
+            "cells": [_cell(index.rate(target, label, metric), footnotes) for metric, _ in columns],
         })
     return {"headers": [header for _, header in columns], "rows": rows, "footnotes": footnotes}
+
+
+def _reference_columns() -> list[tuple[str, str]]:
+    """(disparity, header) of every disparity of one rate: its ratio to the reference is that rate's ratio."""
+    rates = {m.name: m for m in catalogue().by_check.get(CHECK, ())}
+    return [(name, rates[d.compares[0]].header) for name, d in _disparities().items() if len(d.compares) == 1]
 
 
 def _reference_table(
@@ -420,13 +406,14 @@ def _reference_table(
     reference = index.references.get(name)
     if reference is None:
         return None
+    columns = _reference_columns()
     footnotes: list[str] = []
     rows = []
     for label in (group_label(g) for g in groups):
         if label == reference:
             continue
-        found = [index.reference.get((name, target, label, f"{disparity}_ratio")) for disparity, _ in REFERENCE_COLUMNS]
+        found = [index.reference.get((name, target, label, f"{disparity}_ratio")) for disparity, _ in columns]
         cells = [_cell(m, footnotes) for m in found]
         status = "insufficient" if any(c["status"] == "insufficient" for c in cells) else None
         rows.append({"label": label, "status": status, "cells": cells})
-    return {"reference": reference, "headers": [h for _, h in REFERENCE_COLUMNS], "rows": rows, "footnotes": footnotes}
+    return {"reference": reference, "headers": [h for _, h in columns], "rows": rows, "footnotes": footnotes}

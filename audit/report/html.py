@@ -13,8 +13,10 @@ import jinja2
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 
 from audit import profiles
+from audit.catalogue import catalogue
 from audit.report import charts
-from audit.report import highlights, modelcard
+from audit.report import modelcard
+from audit.report.facts import facts as audit_facts
 from audit.report.explanations_view import explanations_view
 from audit.report.fairness_view import fairness_view
 from audit.report.format import ci_text, number, percent
@@ -30,29 +32,10 @@ SCALAR_ORDER = (
     "precision_macro", "recall_macro", "f1_macro", "precision_weighted", "recall_weighted", "f1_weighted",
     "roc_auc", "average_precision", "log_loss", "expected_calibration_error",
 )
-GLOSSARY = {
-    "accuracy": "Share of all examples the model classifies correctly.",
-    "balanced_accuracy": "Mean of the recall of each class, so a rare class counts as much as a common one.",
-    "precision": "Of the examples predicted positive, the share that truly are.",
-    "recall": "Of the truly positive examples, the share the model finds (true positive rate).",
-    "f1": "Harmonic mean of precision and recall.",
-    "roc_auc": "Chance that a random positive example gets a higher score than a random negative one.",
-    "average_precision": "Area under the precision-recall curve, summarising precision over all thresholds.",
-    "log_loss": "Mean negative log probability given to the true class; lower is better, punishes confident errors.",
-    "expected_calibration_error": "Average gap between predicted probability and observed frequency; 0 is perfectly calibrated.",
-    "confidence interval": "Range that would contain the value in 95% of repeated samples (bootstrap, by default).",
+# what the report's words mean, beside the catalogue's metrics (which say what each metric is)
+CONCEPTS = {
+    "confidence interval": "Range that would contain the value in {level} of repeated samples (bootstrap, by default).",
     "macro / weighted": "Macro averages classes equally; weighted averages them by how often each class occurs.",
-    "selection rate": "Share of a group that the model predicts positive (assigns the positive class).",
-    "base rate": "Share of a group that is truly positive in the data, whatever the model predicts.",
-    "true positive rate (TPR)": "Of a group's truly positive examples, the share the model predicts positive (recall within the group).",
-    "false positive rate (FPR)": "Of a group's truly negative examples, the share the model wrongly predicts positive.",
-    "false negative rate (FNR)": "Of a group's truly positive examples, the share the model misses; 1 minus the TPR.",
-    "positive predictive value (PPV)": "Of a group's examples predicted positive, the share that truly are (precision within the group).",
-    "negative predictive value (NPV)": "Of a group's examples predicted negative, the share that truly are.",
-    "demographic parity": "Every group receives positive predictions at the same rate (equal selection rates), whatever its true outcomes.",
-    "equalized odds": "Every group has the same true positive rate and the same false positive rate; the worse of the two gaps is reported.",
-    "equal opportunity": "Every group has the same true positive rate: truly positive examples are found equally often in each group.",
-    "predictive parity": "A positive prediction is equally reliable in every group (equal positive predictive value).",
     "disparity difference / ratio": "Difference: highest group's rate minus lowest's (0 is equal). Ratio: lowest divided by highest (1 is equal).",
     "disparate impact / four-fifths rule": "The ratio of the lowest group's selection rate to the highest's; below 0.8 is a common rule of thumb "
     "(from US employment guidance) for a closer look, not a verdict.",
@@ -64,6 +47,13 @@ GLOSSARY = {
     "undefined rate": "A rate whose denominator is zero in a group, for example a true positive rate in a group with no actual "
     "positives; shown as 'undefined', never as 0.",
 }
+GLOSSARY_CHECKS = ("performance", "fairness")  # explanations and robustness keep theirs in their own sections
+
+
+def glossary(level: str) -> dict[str, str]:
+    """The report's glossary: the catalogue's metrics, then the concepts, with the audit's interval level."""
+    terms = catalogue().glossary(GLOSSARY_CHECKS)
+    return terms | {term: text.format(level=level) for term, text in CONCEPTS.items()}
 
 
 def environment(templates: Path | None = None) -> jinja2.Environment:
@@ -166,6 +156,7 @@ def css_string(text: str) -> str:
 
 
 def build_view(result: AuditResult) -> dict[str, Any]:
+    facts = audit_facts(result)
     return {
         "result": result,
         "headline": [m for name in HEADLINE for m in _overall(result, name)],
@@ -176,9 +167,10 @@ def build_view(result: AuditResult) -> dict[str, Any]:
         "robustness": robustness_view(result),
         "text": text_view(result),
         "model_card": modelcard.build(result),
-        "key_findings": highlights.key_findings(result),
+        "facts": facts,
+        "key_findings": facts.key_findings,
         "provenance": result.provenance,
-        "glossary": GLOSSARY,
+        "glossary": glossary(facts.confidence),
         "profiles": profiles.view(result),
     }
 

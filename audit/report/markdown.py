@@ -9,6 +9,7 @@ from __future__ import annotations
 import html
 import re
 
+from audit.report.facts import confidence_label, facts
 from audit.report.format import ci_text, number
 from audit.results import AuditResult
 
@@ -29,7 +30,7 @@ def cell(text: object) -> str:
 def render(result: AuditResult) -> str:
     lines = [f"## rai-audit: {cell(result.name)}", "", _headline(result), ""]
     if result.findings:
-        lines += ["| Verdict | Threshold | Value | 95% CI | Why |", "|---|---|---|---|---|"]
+        lines += [f"| Verdict | Threshold | Value | {confidence_label(result)} CI | Why |", "|---|---|---|---|---|"]
         for finding in result.findings:
             worst = finding.decisive
             value = number(worst.value) if worst else "-"
@@ -48,13 +49,12 @@ def render(result: AuditResult) -> str:
 
 
 def _headline(result: AuditResult) -> str:
-    gate = result.gate
-    if gate is not None and gate.level == "error":
-        return f"**Gate {gate.word}**: the audit is incomplete ({len(gate.errors)} problem(s); {len(result.failures)} check(s) could not run)."
-    if result.failures:  # a result judged before check errors made the gate an error
-        return f"**Audit incomplete: {len(result.failures)} check(s) could not run.**"
-    if not result.findings:
+    said, gate = facts(result), result.gate
+    if said.level == "error":
+        problems = len(gate.errors) if gate is not None else len(result.failures)
+        return f"**Gate {said.word}**: the audit is incomplete ({problems} problem(s); {len(result.failures)} check(s) could not run)."
+    if said.level == "none":
         return "**Measured, not judged:** no thresholds are set."
     counts = gate.counts
     summary = ", ".join(f"{counts[v]} {v}" for v in ("pass", "warn", "fail", "inconclusive") if counts.get(v))
-    return f"**Gate {gate.word}** ({summary}; inconclusive counts as {gate.inconclusive_policy})."
+    return f"**Gate {said.word}** ({summary}; inconclusive counts as {gate.inconclusive_policy})."

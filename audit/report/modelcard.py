@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from audit.report.facts import facts
 from audit.report.format import ci_text, number, percent
 from audit.report.markdown import cell
 from audit.results import AuditResult, Measurement
@@ -92,12 +93,12 @@ def _factors(result: AuditResult) -> CardSection:
 
 
 def _metrics(result: AuditResult) -> CardSection:
-    level = result.provenance.get("ci_level", 0.95)
+    card_facts = facts(result)
     paragraphs = [
         "Performance: accuracy, balanced accuracy, precision, recall and F1, ROC-AUC where scores exist, "
         "and calibration where probabilities exist. Fairness: each group's selection rate and error rates, and "
         "their disparities between groups (demographic parity, equalized odds, equal opportunity, predictive parity).",
-        f"Every value carries a {level:.0%} interval from {result.provenance.get('bootstrap', 0)} seeded bootstrap "
+        f"Every value carries a {card_facts.confidence} interval from {result.provenance.get('bootstrap', 0)} seeded bootstrap "
         f"replicates (seed {result.provenance.get('seed')}), resampled within each group for group metrics.",
     ]
     if result.findings:
@@ -171,14 +172,8 @@ def _ethics(result: AuditResult) -> CardSection:
     inputs = result.model.get("sensitive_inputs") or []
     if inputs:
         paragraphs.append(f"The model takes sensitive attributes as inputs: {', '.join(inputs)}.")
-    widest = [m for m in result.select("fairness", "demographic_parity_ratio")
-              if m.params.get("method") == "between_groups" and m.value is not None and m.value < 0.8
-              and "+" not in m.params.get("sensitive", "+") and "class" not in m.params]
-    for m in widest:
-        paragraphs.append(
-            f"Selection rates differ by {m.params['sensitive']}: the lowest group's rate is {m.value:.2f} times the "
-            f"highest's ({m.params.get('lowest_group')} against {m.params.get('highest_group')}), below the four-fifths rule."
-        )
+    card_facts = facts(result)
+    paragraphs += [breach.sentence(card_facts.confidence) for breach in card_facts.four_fifths]
     if not paragraphs:
         paragraphs.append(_missing("ethical_considerations", "The audit found no selection-rate ratio below 0.8 between groups of a single attribute."))
     return CardSection("Ethical considerations", paragraphs)

@@ -16,8 +16,10 @@ from typing import Any
 import numpy as np
 from markupsafe import Markup, escape
 
+from audit.catalogue import catalogue
 from audit.report import charts, finding_rules
-from audit.results import AuditResult, Measurement
+from audit.report.facts import confidence_label
+from audit.results import AuditResult, Measurement, Reason
 
 CHECK = "robustness"
 GROUP_EPSILONS = 5  # epsilon columns in the per-group table (the rest stay in result.json)
@@ -28,17 +30,16 @@ FLAG_NAMES = {
     "single_step_stronger": "One gradient step does not beat many",
     "large_epsilon": "An unbounded attack brings accuracy near zero",
 }
-GLOSSARY = {
-    "robust accuracy": "The share of examples the model still classifies correctly after an attacker changes each one "
-    "by at most epsilon; at epsilon 0 it is the ordinary accuracy.",
-    "attack success rate": "Of the examples the model classifies correctly, the share the attack makes it get wrong.",
+CONCEPTS = {  # the section's words beside its metrics, whose meaning the catalogue gives
     "epsilon": "The largest change the attacker may make: in the model's input units for images; for tabular data in "
     "standard deviations of each feature, so 0.5 lets every movable feature move by half its spread.",
-    "median minimal perturbation": "Half of the correctly classified examples flip under a change this small or smaller "
-    "(the smallest change the attack found; the true minimum may be smaller still).",
     "gradient masking": "A model whose gradients are useless to an attacker looks robust to gradient attacks without "
     "being robust; the flags look for its symptoms.",
 }
+
+
+def glossary() -> dict[str, str]:
+    return catalogue().glossary((CHECK,)) | CONCEPTS
 
 
 def robustness_view(result: AuditResult) -> dict[str, Any]:
@@ -50,11 +51,11 @@ def robustness_view(result: AuditResult) -> dict[str, Any]:
         "measured": bool(curves),
         "failure": failed[0] if failed else None,
         "skipped": next((w for w in result.warnings if w.startswith("robustness:") and "skipped" in w), None),
-        "glossary": GLOSSARY,
+        "glossary": glossary(),
     }
     if not curves:
         return view
-    level = f"{100 * float(result.provenance.get('ci_level', 0.95)):g}%"
+    level = confidence_label(result)
     first = next(iter(curves.values()))[0]
     units, norm = first.params["units"], first.params["norm"]
     headline = _headline_attack(curves)
@@ -69,7 +70,7 @@ def robustness_view(result: AuditResult) -> dict[str, Any]:
         "headline": headline,
         "flags": [_flag(m) for m in found if m.metric == "gradient_masking_flag"],
         "large": next((m for m in found if m.metric == "large_epsilon_accuracy"), None),
-        "examples": [_example(m, units) for m in found if m.metric == "adversarial_example"],
+        "examples": [_example(m, result.artefact(m), units) for m in found if m.metric == "adversarial_example"],
     }
 
 
@@ -220,7 +221,7 @@ def _gap_sentence(found: list[Measurement], gap: Measurement, units: str) -> str
         if m.metric == "median_minimal_perturbation" and m.group and column in m.group and m.params["attack"] == gap.params["attack"]
     ]
     finite = sorted((m for m in medians if m.value is not None), key=lambda m: m.value)
-    held = [_label(m.group) for m in medians if m.value is None and m.note and "withstand" in m.note]
+    held = [_label(m.group) for m in medians if m.reason == Reason.NOT_BROKEN]
     if gap.value is None or len(finite) < 2:
         if finite and held:
             return (
@@ -287,7 +288,7 @@ def _flag(m: Measurement) -> dict[str, Any]:
 # ---------------------------------------------------------------- examples
 
 
-def _example(m: Measurement, units: str) -> dict[str, Any]:
+def _example(m: Measurement, figure: dict[str, Any], units: str) -> dict[str, Any]:
     params = m.params
     eps = params.get("eps")
     caption = (
@@ -295,8 +296,8 @@ def _example(m: Measurement, units: str) -> dict[str, Any]:
         + (f" at epsilon {eps:g}" if eps is not None else "")
         + f" (perturbation {m.value:.3g} {units}, {params['norm']})."
     )
-    out: dict[str, Any] = {"caption": caption, "changes": params.get("changes"), "images": None}
-    image = params.get("image")
+    out: dict[str, Any] = {"caption": caption, "changes": figure.get("changes"), "images": None}
+    image = figure.get("image")
     if image:
         shape = image["shape"]
         out["images"] = [

@@ -35,11 +35,22 @@ class BlackBox(nn.Module):
         return torch.from_numpy(outputs).to(torch.float32)
 
 
+class AdapterModule(nn.Module):
+    """The adapter's one way of calling the model (fixed batch sizes, tuple outputs), as a module."""
+
+    def __init__(self, adapter: ModelAdapter) -> None:
+        super().__init__()
+        self.module = adapter.module  # registered, so an attack finds the parameters and their device
+        self.rows = adapter.rows
+
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        return self.rows(inputs)
+
+
 class DecisionLogits(nn.Module):
     """Logits whose argmax is the audit's decision, from any model output the audit accepts.
 
-    ``positive_index`` and ``threshold`` are for binary models; ``static_batch`` pads each batch
-    to the size an exported graph was fixed to, as :meth:`ModelAdapter.outputs` does.
+    ``positive_index`` and ``threshold`` are for binary models.
     """
 
     def __init__(
@@ -49,14 +60,12 @@ class DecisionLogits(nn.Module):
         probabilities: bool,
         positive_index: int | None,
         threshold: float,
-        static_batch: int | None = None,
     ) -> None:
         super().__init__()
         self.model = model
         self.probabilities = probabilities
         self.positive_index = positive_index
         self.shift = math.log(threshold) - math.log1p(-threshold)
-        self.static_batch = static_batch
 
     def train(self, mode: bool = True) -> "DecisionLogits":
         # torchattacks switches the model to eval mode around each attack; an exported program
@@ -65,7 +74,7 @@ class DecisionLogits(nn.Module):
         return self
 
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
-        outputs = self._outputs(inputs)
+        outputs = self.model(inputs)
         if isinstance(outputs, (tuple, list)):
             outputs = outputs[0]
         outputs = outputs.reshape(len(inputs), -1).to(torch.float32)
@@ -87,27 +96,11 @@ class DecisionLogits(nn.Module):
         pair = [negative, positive] if self.positive_index == 1 else [positive, negative]
         return torch.stack(pair, dim=1)
 
-    def _outputs(self, inputs: torch.Tensor) -> torch.Tensor:
-        size = self.static_batch
-        if not size or len(inputs) == size:
-            return self.model(inputs)
-        chunks = []
-        for start in range(0, len(inputs), size):
-            batch = inputs[start : start + size]
-            rows = len(batch)
-            if rows < size:
-                batch = torch.cat([batch, batch.new_zeros((size - rows, *batch.shape[1:]))])
-            chunks.append(self.model(batch)[:rows])
-        return torch.cat(chunks)
-
 
 def decision_logits(adapter: ModelAdapter, *, positive_index: int | None, output: str, threshold: float, batch_size: int) -> DecisionLogits:
     """The adapter's model behind :class:`DecisionLogits` (a :class:`BlackBox` if it has no module)."""
-    model = adapter.module if adapter.module is not None else BlackBox(adapter, batch_size=batch_size)
-    static = adapter.static_batch if adapter.module is not None else None
-    return DecisionLogits(
-        model, probabilities=output == "probabilities", positive_index=positive_index, threshold=threshold, static_batch=static
-    )
+    model = AdapterModule(adapter) if adapter.module is not None else BlackBox(adapter, batch_size=batch_size)
+    return DecisionLogits(model, probabilities=output == "probabilities", positive_index=positive_index, threshold=threshold)
 
 
 @contextlib.contextmanager
