@@ -33,22 +33,23 @@ EXACT = {"ExactShapley", "KernelExplainer", "PermutationExplainer", "IntegratedG
 
 @pytest.fixture(scope="module")
 def audits(tmp_path_factory) -> dict[str, AuditResult]:
-    """The small fixtures: the test project with every default check, and a hiring tool for LL144."""
+    """The small fixtures: the test project with every default check, a hiring tool for LL144, and the
+    tiny text project (a one-layer BERT on 90 short texts) for the text checks."""
     from tests.conftest import Project
     from tests.test_ll144 import _project
+    from tests.text_fixtures import make_project
 
     project = Project(tmp_path_factory.mktemp("contract"))
     checks_section = {"explanations": {"methods": ["IntegratedGradients"], "rows": 20},
                       "robustness": {"rows": 20, "epsilons": [0.1], "attacks": ["FGSM"]}}
     return {"default": run_audit(load_config(project.spec(checks=checks_section))),
-            "ll144": run_audit(load_config(_project(tmp_path_factory.mktemp("ll144"))))}
+            "ll144": run_audit(load_config(_project(tmp_path_factory.mktemp("ll144")))),
+            "text": run_audit(load_config(make_project(tmp_path_factory.mktemp("text"))))}
 
 
 @pytest.mark.parametrize("record", checks.records(), ids=lambda r: r.name)
 def test_every_check_emits_catalogued_measurements_that_round_trip(record, audits):
-    if record.name in checks.TEXT_ONLY:  # not yet: these need a text model fixture here
-        pytest.skip("the text checks run on the text fixtures of tests/test_text*.py")
-    audited = audits.get(record.name, audits["default"])
+    audited = audits["text"] if record.name in checks.TEXT_ONLY else audits.get(record.name, audits["default"])
     assert record.catalogue, f"{record.name} catalogues no metric"
     assert record.name in audited.checks_run and not audited.failures
     emitted = audited.select(record.name)
