@@ -36,6 +36,10 @@ class Reason(str, Enum):
     ZERO_OVER_ZERO = "zero_over_zero"  # a ratio whose rates are all 0
     NOT_BROKEN = "not_broken"  # more than half the points withstand every perturbation tried
     NOTHING_TO_ATTACK = "nothing_to_attack"  # no correctly classified point
+    NO_MODEL = "no_model"  # a predictions-only audit: nothing to attack or explain, the check was skipped
+    NO_ROWS = "no_rows"  # an average over no rows (an empty group, or no row where the value is defined)
+    ZERO_SCALE = "zero_scale"  # a ratio whose scale is zero on every row (the output never moved)
+    CONSTANT = "constant"  # attributions constant on every row, so a rank correlation has no value
 
 
 def small_group(status: str | None) -> Reason | None:

@@ -21,7 +21,7 @@ from audit import attacks, checks, load_config, run_audit
 from audit.catalogue import catalogue
 from audit.explain import registry
 from audit.explain.attribution import FeatureLayout
-from audit.results import AuditResult
+from audit.results import AuditResult, Reason
 from tests.test_explain_methods import adapter_for, network, request_for, tabular_layout, tabular_rows
 
 EXACT = {"ExactShapley", "KernelExplainer", "PermutationExplainer", "IntegratedGradients", "DeepLift", "DeepExplainer"}
@@ -58,6 +58,8 @@ def test_every_check_emits_catalogued_measurements_that_round_trip(record, audit
         assert m.metric in record.metrics, m
         assert m.status in (None, "undefined", "insufficient")
         assert (m.value is None) == (m.status == "undefined"), m
+        assert (m.reason is None) == (m.status is None), m  # undefined and insufficient say why, as a code
+        assert m.reason is None or Reason(m.reason), m
         assert all(isinstance(k, str) for k in m.params), m
     again = AuditResult.from_dict(json.loads(audited.to_json())).select(record.name)
     written = json.loads(json.dumps([m.to_dict() for m in emitted], default=list))

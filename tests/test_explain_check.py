@@ -17,9 +17,11 @@ from audit.checks import explanations
 from audit.cli import main
 from audit.config import load_config
 from audit.explain import registry
+from audit.explain import measurements
+from audit.explain.aggregate import Bootstrap
 from audit.explain.measurements import METRICS
 from audit.explain.plan import make_plan
-from audit.results import Measurement, artefact_key
+from audit.results import Measurement, Reason, artefact_key
 from audit.runner import build_context
 
 SENSITIVE = [{"column": "sex", "reference": "M"}, {"column": "colour", "reference": "red"}]
@@ -93,6 +95,32 @@ def _hand_attributions(ctx):
         found = registry.attribute(plan.methods[0], request).at_rows(rows)
     frame = pd.DataFrame(plan.layout.sum(found.values), columns=plan.layout.names)
     return frame, rows, found
+
+
+def test_undefined_trust_measurements_carry_reason_codes():
+    """Each way a trust figure has no value says why as a code: a zero scale, constant attributions."""
+    zeros, nan = np.zeros(4), np.full(4, np.nan)
+    tests = {"completeness": {"IG": (zeros, zeros)}, "infidelity": {"IG": (zeros, zeros)},
+             "agreement": {("IG", "LIME"): (nan, np.ones(4), 2)}, "randomization": {"IG": nan}}
+    out = measurements._trust(tests, Bootstrap(20, 0.95, np.random.default_rng(0)))
+    assert {(m.metric, m.params.get("kind"), m.status, m.reason) for m in out} == {
+        ("completeness_gap", None, "undefined", Reason.ZERO_SCALE),
+        ("infidelity", None, "undefined", Reason.ZERO_SCALE),
+        ("method_agreement", "spearman", "undefined", Reason.CONSTANT),
+        ("method_agreement", "top_k", None, None),
+        ("randomization_similarity", None, "undefined", Reason.CONSTANT),
+    }
+
+
+def test_group_figures_on_groups_below_the_minimum_are_insufficient_by_code(project):
+    spec = project.spec(data={"sensitive": SENSITIVE}, checks={
+        "explanations": FAST | {"methods": ["IntegratedGradients"]}, "fairness": {"min_group_size": 10_000}})
+    out = explanations.run(build_context(load_config(spec)))
+    grouped = [m for m in out if m.metric.startswith("group_") and m.metric != "group_heatmap"]
+    assert grouped
+    for m in grouped:
+        assert (m.status, m.reason) in {("insufficient", Reason.SMALL_GROUP), ("undefined", Reason.NO_ROWS)}, m
+    assert all(m.reason is None for m in out if m.status is None)
 
 
 def test_per_group_figures_equal_a_hand_computation(checked):

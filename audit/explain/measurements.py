@@ -41,7 +41,7 @@ from audit.explain.aggregate import (
 )
 from audit.explain.attribution import Attribution
 from audit.explain.proxies import associations
-from audit.results import Measurement
+from audit.results import Measurement, Reason
 
 if TYPE_CHECKING:
     from audit.context import AuditContext
@@ -70,12 +70,14 @@ def emit(ctx: "AuditContext", plan: "Plan", found: dict[str, Attribution], tests
     return out
 
 
-def _measure(metric: str, estimate: Estimate, k: int, **fields: Any) -> Measurement:
+NO_ROWS = (Reason.NO_ROWS, "undefined: no rows to average")
+
+
+def _measure(metric: str, estimate: Estimate, k: int, why: tuple[Reason, str] = NO_ROWS, **fields: Any) -> Measurement:
+    """The estimate's k-th value; undefined (with ``why``: a reason code and its sentence) where it is NaN."""
     value = float(estimate.value[k])
     if np.isnan(value):
-        return Measurement(CHECK, metric, None, n=estimate.n, note=fields.pop("why", "undefined: no rows to average"),
-                           status="undefined", **fields)
-    fields.pop("why", None)
+        return Measurement(CHECK, metric, None, n=estimate.n, note=why[1], status="undefined", reason=why[0], **fields)
     return Measurement(CHECK, metric, value, ci=estimate.interval(k), n=estimate.n, **fields)
 
 
@@ -154,7 +156,8 @@ def _group_measurements(column: str, name: str, plan: "Plan", figures: GroupFigu
     for g, label in enumerate(figures.labels):
         group = {column: label}
         small = int(figures.sizes[g]) < minimum
-        extra = ({"status": "insufficient", "note": f"insufficient: {figures.sizes[g]} explained rows, fewer than {minimum}"}
+        extra = ({"status": "insufficient", "reason": Reason.SMALL_GROUP,
+                  "note": f"insufficient: {figures.sizes[g]} explained rows, fewer than {minimum}"}
                  if small else {})
         for k, feature in enumerate(plan.layout.names):
             params = {"method": name, "feature": feature}
@@ -174,7 +177,8 @@ def _group_measurements(column: str, name: str, plan: "Plan", figures: GroupFigu
 def _small(figures: GroupFigures, g: int, minimum: int) -> dict[str, str]:
     if int(figures.sizes[g]) >= minimum:
         return {}
-    return {"status": "insufficient", "note": f"insufficient: the reference group has {figures.sizes[g]} explained rows"}
+    return {"status": "insufficient", "reason": Reason.SMALL_GROUP,
+            "note": f"insufficient: the reference group has {figures.sizes[g]} explained rows"}
 
 
 def _with(m: Measurement, extra: dict[str, str]) -> Measurement:
@@ -262,10 +266,10 @@ def _trust(tests: dict[str, dict], bootstrap: Bootstrap) -> list[Measurement]:
     out = []
     for name, (gaps, scale) in tests.get("completeness", {}).items():
         out.append(_measure("completeness_gap", bootstrap.ratio(gaps, scale), 0, params={"method": name},
-                            why="undefined: the explained output equals its base value on every row"))
+                            why=(Reason.ZERO_SCALE, "undefined: the explained output equals its base value on every row")))
     for name, (error, effect) in tests.get("infidelity", {}).items():
         out.append(_measure("infidelity", bootstrap.ratio(error, effect), 0, params={"method": name},
-                            why="undefined: removing features never changed the output"))
+                            why=(Reason.ZERO_SCALE, "undefined: removing features never changed the output")))
     for name, values in tests.get("sensitivity", {}).items():
         out.append(_measure("sensitivity", bootstrap.mean(values[:, None]), 0, params={"method": name}))
     for (first, second), (spearman, overlap, k) in tests.get("agreement", {}).items():
@@ -273,13 +277,13 @@ def _trust(tests: dict[str, dict], bootstrap: Bootstrap) -> list[Measurement]:
         rows = ~np.isnan(spearman)
         out.append(_measure("method_agreement", bootstrap.mean(spearman[rows][:, None]), 0,
                             params={"methods": pair, "kind": "spearman"},
-                            why="undefined: every shared row has constant attributions"))
+                            why=(Reason.CONSTANT, "undefined: every shared row has constant attributions")))
         out.append(_measure("method_agreement", bootstrap.mean(overlap[:, None]), 0,
                             params={"methods": pair, "kind": "top_k", "k": k}))
     for name, similarity in tests.get("randomization", {}).items():
         rows = ~np.isnan(similarity)
         out.append(_measure("randomization_similarity", bootstrap.mean(similarity[rows][:, None]), 0,
-                            params={"method": name}, why="undefined: constant attributions on every row"))
+                            params={"method": name}, why=(Reason.CONSTANT, "undefined: constant attributions on every row")))
     return out
 
 

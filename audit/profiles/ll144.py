@@ -29,7 +29,7 @@ from scipy import stats
 from audit.errors import ConfigError, DataError
 from audit.catalogue import Metric
 from audit.profiles.settings import CategoryColumn, LL144Settings
-from audit.results import Measurement
+from audit.results import Measurement, Reason, small_group
 
 CHECK = "ll144"
 SMALL_SHARE = 0.02  # 5-301(d)
@@ -289,15 +289,16 @@ def _category_measurements(table, options, figures, i, group, params) -> list[Me
     count_metric, rate_metric = RATE[options.basis]
     out: list[Measurement] = []
 
-    def add(metric, value, ci=None, note=None, status=None, extra=None):
+    def add(metric, value, ci=None, note=None, status=None, extra=None, reason=None):
         # every measurement of the category shares its group, params and denominator
-        out.append(Measurement(CHECK, metric, _finite(value), dict(group), ci, int(n[i]), params | (extra or {}), note, status))
+        out.append(Measurement(CHECK, metric, _finite(value), dict(group), ci, int(n[i]), params | (extra or {}), note, status,
+                               reason or small_group(status)))
 
     low, high = figures["interval"]
     add("applicants", n[i])
     add(count_metric, s[i])
     add(rate_metric, figures["rates"][i], _ci(low[i], high[i]), None if n[i] else "no applicants in this category",
-        None if n[i] else "undefined")
+        None if n[i] else "undefined", reason=None if n[i] else Reason.NO_DENOMINATOR)
     _bounds(add, "rate", i, figures["worst"][:2], figures["proportional"][:2])
     if n[i] == 0:
         return out
@@ -320,7 +321,8 @@ def _reference(rates: np.ndarray, candidates: np.ndarray) -> int | None:
 
 def _ratio_measurements(add, i, ratio, reference, n, s, options) -> None:
     if reference is None:
-        add("impact_ratio", None, note="no category was selected: impact ratios are undefined", status="undefined")
+        add("impact_ratio", None, note="no category was selected: impact ratios are undefined", status="undefined",
+            reason=Reason.ZERO_OVER_ZERO)
         return
     status = "insufficient" if min(n[i], n[reference]) < options.min_group_size else None
     small = f"rests on a category with fewer than {options.min_group_size} applicants" if status else None

@@ -14,7 +14,7 @@ import numpy as np
 from audit import stats
 from audit.context import AuditContext
 from audit.errors import CheckError
-from audit.results import Measurement
+from audit.results import Measurement, Reason
 from audit.text import bias
 from audit.text.identity import MENTIONS_PREFIX, YES
 
@@ -85,18 +85,18 @@ def _bias_measurement(name, group, value, ci, mask, positive, minimum) -> Measur
     sizes = [int((mask & (positive == cls)).sum()) for cls in SUBGROUP_CLASSES[name]]
     if np.isnan(value):
         return Measurement("identity_bias", name, None, group={"identity": group}, n=int(mask.sum()),
-                           status="undefined", note="the subset lacks positives or negatives")
+                           status="undefined", reason=Reason.ONE_CLASS, note="the subset lacks positives or negatives")
     small = min(sizes) < minimum
     note = f"insufficient: the subgroup has {min(sizes)} texts of the class compared, fewer than {minimum}" if small else None
     return Measurement("identity_bias", name, value, group={"identity": group}, ci=ci, n=int(mask.sum()),
-                       status="insufficient" if small else None, note=note)
+                       status="insufficient" if small else None, reason=Reason.SMALL_GROUP if small else None, note=note)
 
 
 def _summary(metric: str, value, ci, n: int, params: dict) -> Measurement:
     value = float(value)
     if np.isnan(value):
         return Measurement("identity_bias", metric, None, n=n, params=params, status="undefined",
-                           note="a subgroup's AUC is undefined")
+                           reason=Reason.ONE_CLASS, note="a subgroup's AUC is undefined")
     return Measurement("identity_bias", metric, value, ci=ci, n=n, params=params)
 
 
@@ -321,7 +321,7 @@ def _agreement(first: str, second: str, a_words, b_words) -> Measurement:
                 values.append(rho)
     return Measurement("token_attributions", "method_agreement", float(np.mean(values)) if values else None,
                        n=len(values), params={"methods": f"{first}|{second}"},
-                       status=None if values else "undefined")
+                       status=None if values else "undefined", reason=None if values else Reason.NO_ROWS)
 
 
 def _highlights(ctx, method: str, texts: list[str], targets: np.ndarray, section) -> list[Measurement]:
@@ -469,7 +469,7 @@ def _attack_measurements(ctx, name, section, rows, correct, outcomes) -> list[Me
 def _rate(ctx, metric: str, values: np.ndarray, params: dict, rng, group=None) -> Measurement:
     if values.size == 0:
         return Measurement("text_robustness", metric, None, group=group, n=0, params=params, status="undefined",
-                           note="no text to average over")
+                           reason=Reason.NO_ROWS, note="no text to average over")
     value, ci = _mean_with_interval(ctx, values, rng)
     return Measurement("text_robustness", metric, value, group=group, ci=ci, n=int(values.size), params=params)
 
