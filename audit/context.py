@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 
     from audit.config import AuditConfig
     from audit.models import ModelAdapter
+    from audit.results import Reason
 
 
 @dataclass(frozen=True)
@@ -79,12 +80,18 @@ class AuditContext:
     model: "ModelAdapter | None" = None
     warnings: list[str] = field(default_factory=list)
     artefacts: list = field(default_factory=list)  # audit.results.Artefact
+    skipped: dict[str, str] = field(default_factory=dict)  # check -> audit.results.Reason code
     seconds: dict[str, float] = field(default_factory=dict)
     """Wall time of the parts of a check worth naming (each explanation method), for provenance."""
 
     def warn(self, message: str) -> None:
         """Record something the reader must know that does not stop the audit."""
         self.warnings.append(message)
+
+    def skip(self, check: str, reason: "Reason", message: str) -> None:
+        """Record that ``check`` measured nothing, why as a code (for renderers) and a sentence (for readers)."""
+        self.skipped[check] = reason.value  # plain text: an Enum member hashes by its name, not its value
+        self.warn(message)
 
     def illustrate(self, measurement, data: dict[str, Any]) -> None:
         """Keep a figure for ``measurement`` in the result's artefacts, beside (not inside) it."""

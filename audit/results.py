@@ -163,6 +163,7 @@ class AuditResult:
     thresholds: tuple[dict[str, Any], ...] = ()  # the spec's thresholds, so `gate` can re-judge
     gate_settings: dict[str, Any] = field(default_factory=dict)
     artefacts: tuple[Artefact, ...] = ()  # figures, apart from the measurements (compare never reads them)
+    skipped: dict[str, str] = field(default_factory=dict)  # check -> Reason code, for a check that ran but measured nothing
     schema_version: str = SCHEMA_VERSION
 
     def artefact(self, m: Measurement) -> dict[str, Any]:
@@ -194,6 +195,7 @@ class AuditResult:
             "warnings": list(self.warnings),
             "measurements": [m.to_dict() for m in self.measurements],
             "artefacts": [asdict(a) for a in self.artefacts],
+            "skipped": dict(self.skipped),
         }
 
     def to_json(self) -> str:
@@ -218,6 +220,7 @@ class AuditResult:
             warnings=tuple(data.get("warnings", [])),
             checks_run=tuple(data.get("checks_run", [])),
             artefacts=tuple(Artefact(**a) for a in data.get("artefacts", [])),
+            skipped=dict(data.get("skipped") or {}),
             schema_version=data["schema_version"],
         )
 

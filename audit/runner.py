@@ -51,6 +51,7 @@ def run_audit(config: AuditConfig, *, command: str | None = None) -> AuditResult
         failures=tuple(failures),
         warnings=tuple(ctx.warnings),
         artefacts=tuple(ctx.artefacts),
+        skipped=dict(ctx.skipped),
         checks_run=tuple(timings),
         findings=findings,
         gate=outcome,

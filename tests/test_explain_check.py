@@ -116,7 +116,7 @@ def test_group_figures_on_groups_below_the_minimum_are_insufficient_by_code(proj
     spec = project.spec(data={"sensitive": SENSITIVE}, checks={
         "explanations": FAST | {"methods": ["IntegratedGradients"]}, "fairness": {"min_group_size": 10_000}})
     out = explanations.run(build_context(load_config(spec)))
-    grouped = [m for m in out if m.metric.startswith("group_") and m.metric != "group_heatmap"]
+    grouped = [m for m in out if m.metric.startswith("group_")]
     assert grouped
     for m in grouped:
         assert (m.status, m.reason) in {("insufficient", Reason.SMALL_GROUP), ("undefined", Reason.NO_ROWS)}, m

@@ -23,7 +23,7 @@ from audit.checks import robustness
 from audit.cli import main
 from audit.config import config_from_dict, load_config
 from audit.models import predictions_from_outputs
-from audit.results import Reason
+from audit.results import AuditResult, Reason
 from audit.robust.wrappers import DecisionLogits
 from audit.runner import build_context, run_audit
 from tests.conftest import make_frame
@@ -427,7 +427,8 @@ def test_predictions_only_audits_skip_the_check_with_a_warning(tmp_path):
         "checks": {"explanations": {"enabled": False}},
     })
     result = run_audit(load_config(spec))
-    assert not robustness_of(result) and any("predictions-only" in w for w in result.warnings)
+    assert not robustness_of(result) and result.skipped == {"robustness": Reason.NO_MODEL} and result.warnings
+    assert AuditResult.from_dict(json.loads(result.to_json())).skipped == result.skipped
 
 
 def test_missing_torchattacks_is_one_line_before_any_output(project, tmp_path, capsys, monkeypatch):

@@ -8,8 +8,8 @@ import numpy as np
 
 from audit.config import load_config
 from audit.report import html
-from audit.report.robustness_view import _png_uri, robustness_view
-from audit.results import AuditResult, CheckFailure
+from audit.report.robustness_view import SKIPPED, _png_uri, robustness_view
+from audit.results import AuditResult, CheckFailure, Reason
 from audit.runner import run_audit
 from tests.conftest import make_frame
 from tests.test_robustness import image_spec, tabular_spec
@@ -81,5 +81,8 @@ def test_a_failed_or_skipped_check_says_so():
     base = AuditResult(name="x", measurements=(), provenance={}, data={}, model={}, checks_run=("robustness",))
     failed = robustness_view(AuditResult(**{**base.__dict__, "failures": (CheckFailure("robustness", "boom"),)}))
     assert failed["failure"] == "boom" and not failed["measured"]
-    skipped = robustness_view(AuditResult(**{**base.__dict__, "warnings": ("robustness: a predictions-only audit ... skipped",)}))
-    assert "skipped" in skipped["skipped"]
+    skipped = robustness_view(AuditResult(**{**base.__dict__, "skipped": {"robustness": Reason.NO_MODEL.value}}))
+    assert skipped["skipped"] == SKIPPED[Reason.NO_MODEL.value] and not skipped["measured"]
+    # the view reads the check's code, never its warning text
+    worded = robustness_view(AuditResult(**{**base.__dict__, "warnings": ("robustness: the check was skipped",)}))
+    assert worded["skipped"] is None

@@ -120,7 +120,7 @@ class Setup:
 
 def run(ctx: AuditContext) -> list[Measurement]:
     if ctx.model is None:
-        ctx.warn("robustness: a predictions-only audit has no model to attack; the check was skipped")
+        ctx.skip(CHECK, Reason.NO_MODEL, "robustness: a predictions-only audit has no model to attack; the check was skipped")
         return []
     setup = plan_run(ctx)
     if setup.domain.movable == 0:

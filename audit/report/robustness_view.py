@@ -30,6 +30,7 @@ FLAG_NAMES = {
     "single_step_stronger": "One gradient step does not beat many",
     "large_epsilon": "An unbounded attack brings accuracy near zero",
 }
+SKIPPED = {Reason.NO_MODEL.value: "Skipped: a predictions-only audit has no model to attack."}  # by the check's reason code
 CONCEPTS = {  # the section's words beside its metrics, whose meaning the catalogue gives
     "epsilon": "The largest change the attacker may make: in the model's input units for images; for tabular data in "
     "standard deviations of each feature, so 0.5 lets every movable feature move by half its spread.",
@@ -50,7 +51,7 @@ def robustness_view(result: AuditResult) -> dict[str, Any]:
     view: dict[str, Any] = {
         "measured": bool(curves),
         "failure": failed[0] if failed else None,
-        "skipped": next((w for w in result.warnings if w.startswith("robustness:") and "skipped" in w), None),
+        "skipped": SKIPPED.get(result.skipped.get(CHECK)),
         "glossary": glossary(),
     }
     if not curves:
@@ -202,9 +203,9 @@ def _sentences(found: list[Measurement], curves, headline: str, units: str) -> l
         out.append(text)
     median = _overall_median(found, headline)
     if median is not None:
-        if median.value is None:
+        if median.reason == Reason.NOT_BROKEN:  # the code, not the note, says why there is no median
             out.append(f"More than half of the correctly classified examples withstand every epsilon tried with {headline}.")
-        else:
+        elif median.value is not None:
             out.append(
                 f"Half of the correctly classified examples change decision under a {headline} perturbation of "
                 f"size {median.value:.3g} or less ({units})."
