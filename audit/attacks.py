@@ -28,6 +28,9 @@ SQUARE_QUERIES = 1000
 """Queries per point and epsilon for Square (torchattacks' default is 5000): the black-box
 search stops early for every point it breaks, so only robust points pay the full count."""
 
+TORCHATTACKS_SQUARE_QUERIES = 5000
+"""torchattacks.Square's own default ``n_queries``; the report names both numbers."""
+
 BLACK_BOX = "Square"
 
 
@@ -65,6 +68,12 @@ class Attack:
             return (
                 "AutoAttack's targeted parts (APGD-T, FAB-T) need image input and at least four classes "
                 "(APGD-T's loss reads the fourth-largest logit); ran APGD-CE, FAB and Square instead of the standard AutoAttack"
+            )
+        if self.name == BLACK_BOX:
+            return (
+                f"Square ran with a stated budget of {SQUARE_QUERIES} queries per point and epsilon (torchattacks' "
+                f"default is {TORCHATTACKS_SQUARE_QUERIES}): its robust accuracy is an upper bound, which a larger "
+                "budget may lower"
             )
         if self.name in ("CW", "DeepFool"):
             return f"{self.name} minimises an L2 perturbation; its examples are measured in the audit's norm"

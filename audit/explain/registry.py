@@ -100,6 +100,10 @@ def usable(*, kind: str, model: ExplainedModel, groups: int) -> list[str]:
     return [name for name, m in METHODS.items() if problem(m, kind=kind, model=model, groups=groups) is None]
 
 
+BLACK_BOX_MANY_GROUPS = "PermutationExplainer"
+"""The model-agnostic Shapley method a black box gets when its groups are too many to enumerate."""
+
+
 def defaults(*, kind: str, model: ExplainedModel, groups: int) -> list[str]:
     """The methods used when the spec names none: a fast one and an exact or model-agnostic check on it."""
     few = groups <= exact.MAX_GROUPS
@@ -107,7 +111,9 @@ def defaults(*, kind: str, model: ExplainedModel, groups: int) -> list[str]:
         return ["IntegratedGradients", "Occlusion"] if model.differentiable else ["Occlusion", "KernelExplainer"]
     if model.differentiable:
         return ["IntegratedGradients", "ExactShapley" if few else "GradientShap"]
-    return ["ExactShapley" if few else "KernelExplainer", "FeatureAblation"]
+    # a black box past exact enumeration: PermutationExplainer, whose cost grows with the number of
+    # groups (max(500, 2g+1) evaluations a row) where KernelExplainer's starts at 2,048 coalitions
+    return ["ExactShapley" if few else BLACK_BOX_MANY_GROUPS, "FeatureAblation"]
 
 
 def attribute(name: str, request: Request) -> Attribution:
