@@ -115,15 +115,20 @@ def test_a_point_robust_in_the_sweep_survives_the_deterministic_start_and_every_
             assert not (outcome.robust(k) & ~theirs).any(), (eps, seed)
 
 
-def test_restarts_without_early_exit_are_seeded_torchattacks_runs_bit_for_bit(setting):
-    # reference: torchattacks.PGD(random_start=True) under torch.manual_seed(seed + r) on the same points
-    ctx, setup = setting
+def _pgd_case(setup):
+    """The second-largest epsilon on every point: the model, inputs and PGD settings of both PGD tests."""
     domain, target = setup.domain, setup.target
     rows = np.arange(target.n)
     eps = setup.epsilons[-2]
     scale = domain.scale(eps)
     model, inputs = domain.attack_model(eps), domain.attack_inputs(rows, eps)
-    settings = dict(eps=eps / scale, alpha=0.25 * eps / scale, steps=10)
+    return target, rows, eps, model, inputs, dict(eps=eps / scale, alpha=0.25 * eps / scale, steps=10)
+
+
+def test_restarts_without_early_exit_are_seeded_torchattacks_runs_bit_for_bit(setting):
+    # reference: torchattacks.PGD(random_start=True) under torch.manual_seed(seed + r) on the same points
+    ctx, setup = setting
+    target, rows, eps, model, inputs, settings = _pgd_case(setup)
     start = sweep._random_start(target, eps, setup.plan, 2)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(setup.plan.seed + 2)
@@ -136,12 +141,7 @@ def test_restarts_without_early_exit_are_seeded_torchattacks_runs_bit_for_bit(se
 
 def test_pgd_without_early_exit_is_torchattacks_pgd_bit_for_bit(setting):
     ctx, setup = setting
-    domain, target = setup.domain, setup.target
-    rows = np.arange(target.n)
-    eps = setup.epsilons[-2]
-    scale = domain.scale(eps)
-    model, inputs = domain.attack_model(eps), domain.attack_inputs(rows, eps)
-    settings = dict(eps=eps / scale, alpha=0.25 * eps / scale, steps=10)
+    target, rows, eps, model, inputs, settings = _pgd_case(setup)
     theirs = torchattacks.PGD(model, random_start=False, **settings)(inputs, target.labels)
     ours = SweepPGD(model, early_exit=False, **settings)(inputs, target.labels)
     assert torch.equal(ours, theirs)
