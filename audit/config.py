@@ -55,6 +55,13 @@ def _resolve_path(value: str, info: ValidationInfo) -> str:
     return str(path)
 
 
+def _npz_shards(path: str) -> bool:
+    """Whether an image path names .npz files: one, a folder of them, or a glob."""
+    if is_glob(path) or Path(path).suffix:
+        return Path(path).name.lower().endswith(".npz")
+    return Path(path).is_dir() and any(p.suffix.lower() == ".npz" for p in Path(path).iterdir())
+
+
 def is_glob(path: str) -> bool:
     return any(mark in Path(path).name for mark in "*?[")
 
@@ -764,13 +771,14 @@ class AuditConfig(Strict):
 
     @model_validator(mode="after")
     def _check_engine(self) -> "AuditConfig":
+        sharded_path = Path(self.data.path).is_dir() or is_glob(self.data.path)
         if not self.engine.sharded:
-            if self.data.kind == "tabular" and (Path(self.data.path).is_dir() or is_glob(self.data.path)):
+            if sharded_path:
                 raise ValueError("data.path is a folder of shards: read it with engine.kind: ray or engine.batch_rows")
             return self
         where = "engine.kind: ray" if self.engine.kind == "ray" else "engine.batch_rows (streaming)"
-        if self.data.kind != "tabular" or self.model.kind != "predictions":
-            raise ValueError(f"{where} audits predictions-only tabular specs (model.kind: predictions) for now")
+        if self.data.kind == "image" and (self.data.labels_path is not None or not _npz_shards(self.data.path)):
+            raise ValueError(f"{where} reads images from .npz files (images and labels in each); convert .npy pairs with numpy.savez")
         if self.data.sample is not None:
             raise ValueError(f"{where} reads every row: data.sample cannot be sharded; narrow the rows with data.filter")
         return self

@@ -47,6 +47,8 @@ class AuditData:
     columns: tuple[EncodedColumn, ...] = ()
     frame: pd.DataFrame | None = None
     summary: dict[str, Any] = field(default_factory=dict)
+    row_ids: np.ndarray | None = None
+    """Each row's position in the data as read (before filter and sampling), counted across shards."""
 
     @property
     def n(self) -> int:
@@ -83,6 +85,16 @@ class AuditContext:
     skipped: dict[str, str] = field(default_factory=dict)  # check -> audit.results.Reason code
     seconds: dict[str, float] = field(default_factory=dict)
     """Wall time of the parts of a check worth naming (each explanation method), for provenance."""
+    rows: "AuditContext | None" = None
+    """Sharded runs: the candidate rows the costly checks may pick, with features (see row_view)."""
+
+    def row_view(self) -> "AuditContext":
+        """The rows explanations and attacks read: the whole data locally, the candidate rows when sharded.
+
+        A sharded run's ``data`` holds distinct rows and counts without features; the rows the
+        costly checks may sample were kept whole, per batch, and merged (audit.scale.rows).
+        """
+        return self if self.rows is None else self.rows
 
     def warn(self, message: str) -> None:
         """Record something the reader must know that does not stop the audit."""

@@ -1,9 +1,12 @@
 """The Ray driver: shards to a Ray Data actor pool, summaries back.
 
-Each actor is built once (it would load the model once, when model specs are sharded) and
-summarizes whole shards with the same reader and batch function as the local streaming engine;
-only the summaries (distinct rows and their counts) travel back to the driver, which merges
-them. Ray retries a task whose worker dies, and a retried shard gives the same summary.
+Each actor loads the model once, in its constructor (on its GPU when ``gpus_per_worker`` > 0:
+Ray gives the actor its devices and ``device: auto`` picks CUDA), and summarizes whole shards
+with the same reader and batch function as the local streaming engine; only the parts
+(distinct rows and their counts, and the candidate rows of the costly checks) travel back to
+the driver, which merges them. Ray retries a task whose worker dies, and a retried shard gives
+the same part: rows are predicted slot by row id, so no output depends on which actor, or
+which batch, computed it.
 """
 
 from __future__ import annotations
@@ -15,11 +18,10 @@ import numpy as np
 
 from audit.config import AuditConfig
 from audit.errors import ConfigError
-from audit.scale.engine import Shard, summarize_shard
-from audit.scale.summaries import Summary
+from audit.scale.engine import Part, Shard, load_batch_model, summarize_shard
 
 
-def summaries(config: AuditConfig, shards: list[Shard]) -> list[Summary]:
+def parts(config: AuditConfig, shards: list[Shard]) -> list[Part]:
     """Summarize every shard on the cluster; raise ConfigError when Ray is missing or unreachable."""
     ray = _ray()
     _connect(ray, config.engine.address)
@@ -46,13 +48,14 @@ def summaries(config: AuditConfig, shards: list[Shard]) -> list[Summary]:
 
 
 class _ShardSummarizer:
-    """One actor of the pool: holds the spec (and, for model specs, would hold the model)."""
+    """One actor of the pool: holds the spec and the model, loaded once for all its shards."""
 
     def __init__(self, config: AuditConfig) -> None:
         self.config = config
+        self.model = load_batch_model(config)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        out = [pickle.dumps(summarize_shard(self.config, pickle.loads(item))) for item in batch["shard"]]
+        out = [pickle.dumps(summarize_shard(self.config, pickle.loads(item), self.model)) for item in batch["shard"]]
         return {"summary": np.array(out, dtype=object)}
 
 

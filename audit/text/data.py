@@ -24,9 +24,11 @@ from audit.text.tokens import load_tokenizer
 def load_text_data(spec: TextData, config: AuditConfig) -> AuditData:
     frame = _read(spec)
     rows_read = len(frame)
-    frame = _apply_filter(frame, spec.filter)
+    frame = _apply_filter(frame.reset_index(drop=True), spec.filter)
     rows_filtered = len(frame)
-    frame = _sample(frame, spec.sample, config.seed).reset_index(drop=True)
+    frame = _sample(frame, spec.sample, config.seed)
+    row_ids = frame.index.to_numpy(np.int64)  # positions as read: the index before it is reset
+    frame = frame.reset_index(drop=True)
     require_columns(frame, [spec.text_column, spec.label.column] + [s.column for s in spec.sensitive], spec.path)
     texts = checked_texts(frame[spec.text_column], spec.text_column)
     labels = encode_labels(frame[spec.label.column], spec.label, where=f"column '{spec.label.column}'")
@@ -54,6 +56,7 @@ def load_text_data(spec: TextData, config: AuditConfig) -> AuditData:
         features=encoded.ids,
         frame=frame,
         summary=summary,
+        row_ids=row_ids,
     )
 
 
@@ -101,9 +104,15 @@ def _text_summary(spec: TextData, tokenizer, encoded, found: dict[str, np.ndarra
 
 
 def _identity_warnings(found: dict[str, np.ndarray], groups: dict[str, list[str]]) -> list[str]:
+    texts = len(next(iter(found.values()))) if found else 0
+    return identity_warnings({group: int(hits.sum()) for group, hits in found.items()}, texts, groups)
+
+
+def identity_warnings(counts: dict[str, int], texts: int, groups: dict[str, list[str]]) -> list[str]:
+    """A warning per identity group no text mentions (``counts``: texts mentioning each group)."""
     return [
-        f"identity group '{group}' ({len(groups[group])} terms) is mentioned in no text of {len(hits):,}; "
+        f"identity group '{group}' ({len(groups[group])} terms) is mentioned in no text of {texts:,}; "
         "it is left out of the identity checks"
-        for group, hits in found.items()
-        if not hits.any()
+        for group, count in counts.items()
+        if count == 0
     ]

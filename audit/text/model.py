@@ -48,6 +48,14 @@ class TextModelAdapter(ModelAdapter):
         """Raw outputs for new texts, tokenized exactly as the audited data."""
         return self.outputs(self.tokenizer.encode(texts).ids, batch_size=batch_size)
 
+    def fixed_shape(self, features: torch.Tensor) -> torch.Tensor:
+        """Ids padded to the tokenizer's max_length: a batch's width must not depend on its other texts."""
+        width = self.tokenizer.spec.max_length
+        if features.shape[1] >= width:
+            return features[:, :width]
+        padding = features.new_full((len(features), width - features.shape[1]), self.pad_id)
+        return torch.cat([features, padding], dim=1)
+
     def outputs(self, features: torch.Tensor, *, batch_size: int) -> np.ndarray:
         """Outputs in the rows' order, computed longest texts first, each batch cut to its longest."""
         if not self.trim or len(features) == 0:
