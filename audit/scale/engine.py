@@ -77,7 +77,7 @@ def build_context(config: AuditConfig) -> AuditContext:
 
         parts = ray_engine.parts(config, shards)
     else:
-        parts = [summarize_shard(config, shard, model) for shard in shards]
+        parts = (summarize_shard(config, shard, model) for shard in shards)  # merged as they come
     total = merge_parts(config, parts)
     ctx = context_from_summary(config, total.summary, shards)
     if model is None:
@@ -131,14 +131,23 @@ def summarize_shard(config: AuditConfig, shard: Shard, model: "ModelAdapter | No
     """Read one shard batch by batch and merge the batches' parts."""
     batch_rows = config.engine.batch_rows or DEFAULT_BATCH_ROWS
     calls = model.forward_calls if model is not None else 0
-    parts = [reduce_batch(config, batch, model) for batch in read_batches(config.data, shard, batch_rows)]
-    merged = merge_parts(config, parts)
+    merged = merge_parts(config, (reduce_batch(config, batch, model) for batch in read_batches(config.data, shard, batch_rows)))
     return dataclasses.replace(merged, forward_calls=(model.forward_calls - calls) if model is not None else 0)
 
 
-def merge_parts(config: AuditConfig, parts: Iterable[Part]) -> Part:
-    """Summaries and facts added, candidate rows merged and re-trimmed."""
-    parts = list(parts)
+def merge_parts(config: AuditConfig, parts: Iterable[Part], *, fan_in: int = 16) -> Part:
+    """Summaries and facts added, candidate rows merged and re-trimmed; ``fan_in`` parts held at once."""
+    pending: list[Part] = []
+    for part in parts:
+        pending.append(part)
+        if len(pending) >= fan_in:
+            pending = [_merged(config, pending)]
+    if not pending:
+        raise ValueError("no parts to merge")
+    return _merged(config, pending)
+
+
+def _merged(config: AuditConfig, parts: list[Part]) -> Part:
     facts: dict[str, int] = {}
     for part in parts:
         for key, value in part.facts.items():
