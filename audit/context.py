@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     import torch
 
     from audit.config import AuditConfig
+    from audit.feature_values import FeatureValues
     from audit.models import ModelAdapter
     from audit.results import Reason
 
@@ -87,6 +88,21 @@ class AuditContext:
     """Wall time of the parts of a check worth naming (each explanation method), for provenance."""
     rows: "AuditContext | None" = None
     """Sharded runs: the candidate rows the costly checks may pick, with features (see row_view)."""
+
+    feature_table: "FeatureValues | None" = None
+    """Sharded runs: the whole data's per-column value counts, merged from every batch."""
+
+    def feature_values(self) -> "FeatureValues | None":
+        """The whole data's features as per-column value counts (baselines, attack domains; None for text).
+
+        Local runs count the feature tensor; sharded runs merged the same table batch by batch,
+        so statistics computed from it (:mod:`audit.feature_values`) agree to the last bit.
+        """
+        if self.feature_table is not None:
+            return self.feature_table
+        from audit import feature_values
+
+        return feature_values.of(self.data.features, self.config.data.kind)
 
     def row_view(self) -> "AuditContext":
         """The rows explanations and attacks read: the whole data locally, the candidate rows when sharded.

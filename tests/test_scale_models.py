@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from audit import run_audit
+from audit import feature_values, run_audit
 from audit.cli import main
 from audit.data import load_data
 from audit.models import load_model
@@ -127,3 +127,31 @@ def test_image_shards_need_npz(tmp_path, capsys):
     assert main(["validate", str(spec)]) == 2
     err = capsys.readouterr().err.strip()
     assert "reads images from .npz files" in err and len(err.splitlines()) == 1
+
+
+@pytest.mark.parametrize("name", ["adult", "digits"])
+def test_whole_data_feature_statistics_are_the_local_ones_to_the_bit(name):
+    # baselines and attack domains read these: the sharded run merged them batch by batch
+    config = demo(name, checks={"robustness": {"enabled": True}})
+    from audit.runner import build_context
+
+    local = build_context(config).feature_values()
+    sharded = engine.build_context(config.replace(engine={"batch_rows": 61})).row_view().feature_values()
+    for statistic in (feature_values.mean, feature_values.median, feature_values.moments):
+        np.testing.assert_array_equal(np.asarray(statistic(local)), np.asarray(statistic(sharded)))
+
+
+def test_feature_statistics_equal_numpy_and_torch():
+    features = torch.from_numpy(np.random.default_rng(0).integers(0, 7, size=(1001, 3)).astype(np.float32) / 3)
+    table = feature_values.of(features, "tabular")
+    halves = feature_values.merge([feature_values.of(features[:400], "tabular"), feature_values.of(features[400:], "tabular")])
+    assert all(np.array_equal(a, b) for a, b in zip(table.counts, halves.counts)) and table.n == 1001
+    as64 = features.numpy().astype(np.float64)
+    np.testing.assert_allclose(feature_values.mean(table), as64.mean(axis=0), rtol=1e-14)
+    np.testing.assert_array_equal(feature_values.median(table), torch.median(features, dim=0).values.numpy())
+    sd, low, high = feature_values.moments(table)
+    np.testing.assert_allclose(sd, as64.std(axis=0), rtol=1e-13)
+    np.testing.assert_array_equal(low, as64.min(axis=0))
+    np.testing.assert_array_equal(high, as64.max(axis=0))
+    images = feature_values.of(features.reshape(1001, 3, 1, 1), "image")  # per channel
+    np.testing.assert_array_equal(feature_values.median(images), feature_values.median(table))

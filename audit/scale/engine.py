@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import dataclasses
 import glob
-import json
 import zipfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -26,9 +25,11 @@ import numpy as np
 import pandas as pd
 
 from audit import data as data_layer
+from audit import feature_values
 from audit.config import AuditConfig, TabularData, is_glob
 from audit.context import AuditContext, AuditData
 from audit.errors import DataError
+from audit.feature_values import FeatureValues
 from audit.scale import rows as candidate_rows
 from audit.scale import summaries
 from audit.scale.batches import Batch, score_batch
@@ -66,6 +67,7 @@ class Part:
     facts: dict[str, int] = field(default_factory=dict)
     candidates: candidate_rows.Candidates | None = None
     forward_calls: int = 0
+    features: FeatureValues | None = None
 
 
 def build_context(config: AuditConfig) -> AuditContext:
@@ -86,6 +88,7 @@ def build_context(config: AuditConfig) -> AuditContext:
     ctx.data.summary.update(_model_summary(config, ctx, total, model))
     ctx = dataclasses.replace(ctx, model=model, warnings=list(ctx.data.summary.get("warnings", [])))
     if total.candidates is not None:
+        ctx = dataclasses.replace(ctx, feature_table=total.features)
         ctx = dataclasses.replace(ctx, rows=candidate_rows.view(ctx, total.candidates))
     return ctx
 
@@ -157,6 +160,7 @@ def _merged(config: AuditConfig, parts: list[Part]) -> Part:
         facts,
         candidate_rows.merge(config, [part.candidates for part in parts]),
         sum(part.forward_calls for part in parts),
+        feature_values.merge(part.features for part in parts),
     )
 
 
@@ -313,7 +317,9 @@ def reduce_batch(config: AuditConfig, batch: Batch, model: "ModelAdapter | None"
     data = scored.data
     summary = summaries.summarize(data.sensitive, data.labels, scored.predictions, len(data.classes), rows_read=scored.rows_read)
     candidates = candidate_rows.keep(config, data, scored.predictions) if model is not None else None
-    return Part(summary, scored.facts, candidates)
+    # the whole-data statistics of the costly checks (baselines, attack domains), exact and mergeable
+    features = feature_values.of(data.features, config.data.kind) if candidates is not None else None
+    return Part(summary, scored.facts, candidates, features=features)
 
 
 def summarize_batch(config: AuditConfig, frame: pd.DataFrame) -> Summary:

@@ -76,7 +76,8 @@ def view(ctx: AuditContext, candidates: Candidates) -> AuditContext:
     """The row view: the candidates as an ordinary context sharing the run's warnings and artefacts."""
     data = replace(candidates.data, summary=ctx.data.summary)
     return AuditContext(config=ctx.config, data=data, predictions=candidates.predictions, model=ctx.model,
-                        warnings=ctx.warnings, artefacts=ctx.artefacts, skipped=ctx.skipped, seconds=ctx.seconds)
+                        warnings=ctx.warnings, artefacts=ctx.artefacts, skipped=ctx.skipped, seconds=ctx.seconds,
+                        feature_table=ctx.feature_table)
 
 
 # ---------------------------------------------------------------- which rows
