@@ -11,6 +11,7 @@ import pandas as pd
 from audit import load_config
 from audit.config import AuditConfig
 from audit.results import AuditResult
+from tests.decision_log import _close
 
 DEMOS = {
     "adult": "examples/adult_mlp.yaml",
@@ -79,15 +80,6 @@ def assert_same_audit(expected: AuditResult, actual: AuditResult, *, row_resampl
     assert expected.warnings == actual.warnings
     assert [f.message for f in expected.failures] == [f.message for f in actual.failures] == []
     assert expected.gate == actual.gate
-
-
-def _close(a, b, key) -> None:
-    if a is None or b is None:
-        assert a is b, key
-    elif isinstance(a, float) and np.isnan(a):
-        assert np.isnan(b), key
-    else:
-        assert abs(a - b) <= 1e-12 * max(1.0, abs(a)), (key, a, b)
 
 
 # ---------------------------------------------------------------- the demo data as shards

@@ -155,3 +155,14 @@ def test_feature_statistics_equal_numpy_and_torch():
     np.testing.assert_array_equal(high, as64.max(axis=0))
     images = feature_values.of(features.reshape(1001, 3, 1, 1), "image")  # per channel
     np.testing.assert_array_equal(feature_values.median(images), feature_values.median(table))
+
+
+def test_counterfactual_swaps_on_text_shards_equal_the_local_run(tmp_path):
+    # the row view keeps every text a swap rewrites, so the check scores the same texts in the same order
+    config = demo("dreaddit", checks={"counterfactual": {"enabled": True}, "identity_bias": {"enabled": False}})
+    local = run_audit(config)
+    paths = dreaddit_shards(tmp_path, config)
+    sharded = run_audit(config.replace(data={"path": paths["jsonl"]}, engine={"batch_rows": 150}))
+    examples = [m for m in sharded.measurements if m.metric == "counterfactual_example"]
+    assert examples and len(local.select(check="counterfactual")) > 10
+    assert_same_audit(local, sharded)

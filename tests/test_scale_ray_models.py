@@ -6,9 +6,6 @@ loads the model once and predicts its shards slot by row id.
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import pytest
 
 from audit import run_audit
@@ -16,7 +13,7 @@ from audit.scale import ray_engine
 from tests.scale_models import ROW_RESAMPLED, adult_shards, assert_same_audit, demo
 
 ray = pytest.importorskip("ray")
-from tests.test_scale_ray import ray_session  # noqa: E402,F401  (the module's capped Ray session)
+from tests.test_scale_ray import DiesOnce, ray_session  # noqa: E402,F401  (the module's capped Ray session)
 
 
 @pytest.fixture(scope="module")
@@ -33,21 +30,9 @@ def test_demo_spec_on_ray_equals_the_local_run(local_results, name, workers):
     assert_same_audit(local_results[name], result, row_resampled=ROW_RESAMPLED)
 
 
-class LoadsThenDies(ray_engine._ShardSummarizer):
-    """An actor that loads the model, then dies on its first shard (a marker file says who went first)."""
-
-    def __call__(self, batch):
-        marker = Path(self.config.data.path).parent / "worker-died"
-        try:
-            marker.touch(exist_ok=False)
-        except FileExistsError:
-            return super().__call__(batch)
-        os._exit(1)
-
-
 def test_a_worker_killed_mid_run_on_a_model_spec_is_retried(tmp_path, local_results, monkeypatch):
     paths = adult_shards(tmp_path, demo("adult"))
-    monkeypatch.setattr(ray_engine, "_ShardSummarizer", LoadsThenDies)
+    monkeypatch.setattr(ray_engine, "_ShardSummarizer", DiesOnce)  # the model is loaded, then the worker dies
     config = demo("adult", data={"path": paths["parquet"], "format": None}, engine={"kind": "ray", "workers": 2})
     result = run_audit(config)
     assert (tmp_path / "worker-died").exists()

@@ -7,7 +7,8 @@ requested ids): each is an order statistic, so the candidates of the whole data 
 union of every batch's candidates, and applying the mask again to that union (the re-trim)
 leaves exactly the rows the whole-data plan picks. Each batch keeps its candidates with their
 features, labels, sensitive values, source rows and predictions; the driver merges them in
-row-id order and builds the row view (:meth:`audit.context.AuditContext.row_view`).
+row-id order and builds the row view (:meth:`audit.context.AuditContext.row_view`). Text runs
+with the counterfactual check also keep every text a swap rewrites (that check reads them all).
 """
 
 from __future__ import annotations
@@ -86,21 +87,16 @@ def view(ctx: AuditContext, candidates: Candidates) -> AuditContext:
 def _mask(config: AuditConfig, data: AuditData, predictions: Predictions) -> np.ndarray:
     mask = candidate_mask(config, data.row_ids, data.labels, predictions)
     if config.data.kind == "text" and config.checks.counterfactual.enabled:
-        mask = mask | _mentions_swapped(config, data.sensitive)
+        mask = mask | _swapped_texts(config, data.frame[config.data.text_column].tolist())
     return mask
 
 
-def _mentions_swapped(config: AuditConfig, sensitive: pd.DataFrame) -> np.ndarray:
-    """Texts mentioning a group some swap rewrites: the counterfactual check scores every one of them."""
-    from audit.text.identity import MENTIONS_PREFIX, YES
+def _swapped_texts(config: AuditConfig, texts: list[str]) -> np.ndarray:
+    """Texts some swap rewrites: the counterfactual check scores every one of them, not a sample."""
+    from audit.text.counterfactual import directions
 
-    groups = {g for swap in config.checks.counterfactual.swaps.values() for g in swap.groups}
-    mask = np.zeros(len(sensitive), dtype=bool)
-    for group in groups:
-        column = f"{MENTIONS_PREFIX}{group}"
-        if column in sensitive:
-            mask |= np.asarray(sensitive[column] == YES, dtype=bool)
-    return mask
+    patterns = [d.pattern for spec in config.checks.counterfactual.swaps.values() for d in directions(spec)]
+    return np.array([any(p.search(text) is not None for p in patterns) for text in texts], dtype=bool)
 
 
 def candidate_mask(config: AuditConfig, row_ids: np.ndarray, labels: np.ndarray, predictions: Predictions) -> np.ndarray:

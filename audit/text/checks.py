@@ -125,6 +125,7 @@ def positive_scores(ctx: AuditContext, texts: list[str]) -> tuple[np.ndarray, np
 def run_counterfactual(ctx: AuditContext) -> list[Measurement]:
     from audit.text.counterfactual import directions
 
+    ctx = ctx.row_view()  # a sharded run's candidate rows hold every text a swap rewrites
     binary_scores(ctx, "counterfactual")
     section = ctx.config.checks.counterfactual
     if not section.swaps:
@@ -186,11 +187,16 @@ def _examples(ctx, swap: str, pooled: list, count: int, texts: list[str]) -> lis
     out = []
     for _, row, new, score, change, name in rows[:count]:
         out.append(Measurement("counterfactual", "counterfactual_example", float(change), n=1, params={
-            "swap": swap, "direction": name, "row": int(row), "text": texts[row][:EXAMPLE_CHARS],
+            "swap": swap, "direction": name, "row": _row_id(ctx, row), "text": texts[row][:EXAMPLE_CHARS],
             "counterfactual": new[:EXAMPLE_CHARS], "score": float(ctx.predictions.scores[row]),
             "counterfactual_score": float(score),
         }))
     return out
+
+
+def _row_id(ctx: AuditContext, row: int) -> int:
+    """A row named by its id (its position as read), the same in a local and a sharded run."""
+    return int(row if ctx.data.row_ids is None else ctx.data.row_ids[row])
 
 
 # ---------------------------------------------------------------- token attributions
