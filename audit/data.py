@@ -59,10 +59,11 @@ def _load_tabular(spec: TabularData, config: AuditConfig) -> AuditData:
     rows_read = len(frame)
     if rows_read == 0:
         raise DataError(f"{Path(spec.path).name} has no data rows (a header at most)", hint="point data.path at a file with rows")
-    frame = _apply_filter(frame.reset_index(drop=True), spec.filter)
+    frame.index = pd.RangeIndex(rows_read)  # each row's position as read: its row id
+    frame = _apply_filter(frame, spec.filter)
     rows_filtered = len(frame)
     frame = _sample(frame, spec.sample, config.seed)
-    row_ids = frame.index.to_numpy(np.int64)  # positions as read: the index before it is reset
+    row_ids = frame.index.to_numpy(dtype=np.int64)
     frame = frame.reset_index(drop=True)
     needed = [spec.label.column] + [s.read_from for s in spec.sensitive]
     if config.model.kind == "predictions":
@@ -466,7 +467,7 @@ def _load_images(spec: ImageData, seed: int, max_groups: int) -> AuditData:
             "value_range": list(spec.value_range),
             "metadata": spec.metadata,
         },
-        row_ids=np.asarray(keep, dtype=np.int64),
+        row_ids=keep.astype(np.int64),
     )
 
 

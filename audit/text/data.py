@@ -24,10 +24,11 @@ from audit.text.tokens import load_tokenizer
 def load_text_data(spec: TextData, config: AuditConfig) -> AuditData:
     frame = _read(spec)
     rows_read = len(frame)
-    frame = _apply_filter(frame.reset_index(drop=True), spec.filter)
+    frame.index = pd.RangeIndex(rows_read)  # each row's position as read: its row id
+    frame = _apply_filter(frame, spec.filter)
     rows_filtered = len(frame)
     frame = _sample(frame, spec.sample, config.seed)
-    row_ids = frame.index.to_numpy(np.int64)  # positions as read: the index before it is reset
+    row_ids = frame.index.to_numpy(dtype=np.int64)
     frame = frame.reset_index(drop=True)
     require_columns(frame, [spec.text_column, spec.label.column] + [s.column for s in spec.sensitive], spec.path)
     texts = checked_texts(frame[spec.text_column], spec.text_column)
