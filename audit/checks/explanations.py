@@ -92,6 +92,7 @@ def _validate_target(target: int | str, classes: list[str]) -> None:
 
 def prepare(ctx: "AuditContext") -> None:
     """Rules that need the loaded model and data: methods the model supports, row ids that exist."""
+    ctx = ctx.row_view()  # a sharded run explains its candidate rows (audit.scale.rows)
     if ctx.model is None:
         return
     config = ctx.config.checks.explanations
@@ -135,6 +136,7 @@ def run(ctx: "AuditContext") -> list[Measurement]:
     rows); the trust tests re-run it on small perturbed subsets. All of it inside one model
     session: evaluation mode, frozen weights and seeded generators, restored afterwards.
     """
+    ctx = ctx.row_view()  # a sharded run explains its candidate rows (audit.scale.rows)
     if ctx.model is None:
         ctx.warn("explanations need a model; a predictions-only audit has none, so none were computed")
         return []

@@ -88,6 +88,7 @@ def validate(config) -> None:
 
 def prepare(ctx: AuditContext) -> None:
     """Refuse gradient attacks on a black box, and unknown feature names, before any check runs."""
+    ctx = ctx.row_view()  # a sharded run attacks its candidate rows (audit.scale.rows)
     if ctx.model is None:
         return
     attacks.require_torchattacks()
@@ -119,6 +120,7 @@ class Setup:
 
 
 def run(ctx: AuditContext) -> list[Measurement]:
+    ctx = ctx.row_view()  # a sharded run attacks its candidate rows (audit.scale.rows)
     if ctx.model is None:
         ctx.skip(CHECK, Reason.NO_MODEL, "robustness: a predictions-only audit has no model to attack; the check was skipped")
         return []
@@ -147,7 +149,7 @@ def plan_run(ctx: AuditContext) -> Setup:
     logits = decision_logits(
         ctx.model, positive_index=data.positive_index, output=spec.output, threshold=spec.threshold, batch_size=spec.batch_size
     )
-    domain = build_domain(ctx.config, data, rows, logits=logits, device=ctx.model.device)
+    domain = build_domain(ctx.config, data, rows, logits=logits, device=ctx.model.device, values=ctx.feature_values())
 
     def evaluate(inputs: torch.Tensor) -> np.ndarray:
         return predictions_from_outputs(ctx.model.outputs(inputs, batch_size=spec.batch_size), data, spec).decisions

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
+from audit import feature_values
 from audit.explain import registry
 from audit.explain.attribution import FeatureLayout, occlusion_window
 from audit.explain.model import ExplainedModel
@@ -23,6 +24,7 @@ from audit.explain.model import ExplainedModel
 if TYPE_CHECKING:
     from audit.config import ExplanationsCheck
     from audit.context import AuditContext
+    from audit.feature_values import FeatureValues
 
 BACKGROUND_ROWS = 100
 """Background sample of the SHAP methods: their base value is its mean output."""
@@ -86,7 +88,7 @@ def make_plan(ctx: "AuditContext", model: ExplainedModel) -> Plan:
         caps=caps,
         local=local_rows(ctx, sample),
         targets=target_classes(ctx),
-        baseline=baseline(ctx.data.features, config.baseline, layout.kind),
+        baseline=baseline(ctx.data.features, config.baseline, layout.kind, values=ctx.feature_values()),
         background=ctx.data.features[torch.from_numpy(background)],
         explains=explained_output(ctx),
         positive_output=positive_output(ctx),
@@ -129,19 +131,21 @@ def positive_output(ctx: "AuditContext") -> str | None:
     return f"the {score} of '{data.classes[data.positive_index]}'"
 
 
-def baseline(features: torch.Tensor, kind: str, data_kind: str) -> torch.Tensor:
-    """One reference input ``(1, *shape)``: the data's mean or median, or zeros.
+def baseline(features: torch.Tensor, kind: str, data_kind: str, *, values: "FeatureValues") -> torch.Tensor:
+    """One reference input ``(1, *shape)``: the whole data's mean or (lower) median, or zeros.
 
     Tabular: per encoded column (a one-hot block's mean is each category's share). Images: per
     channel, the same value at every pixel (a flat image, not a blurred average digit).
+    ``values`` is the whole data's value-count table (:meth:`AuditContext.feature_values`):
+    ``features`` may be only a sharded run's candidate rows, and the table gives the local
+    run's statistic to the last bit.
     """
     if kind == "zeros":
         return torch.zeros((1, *features.shape[1:]))
-    statistic = torch.mean if kind == "mean" else (lambda t, dim: torch.median(t, dim=dim).values)
+    statistic = feature_values.mean if kind == "mean" else feature_values.median
+    value = torch.tensor(statistic(values), dtype=torch.float32)
     if data_kind == "tabular":
-        return statistic(features.float(), 0).reshape(1, -1)
-    per_channel = features.float().transpose(0, 1).reshape(features.shape[1], -1)
-    value = statistic(per_channel, 1)
+        return value.reshape(1, -1)
     return value.reshape(1, -1, *([1] * (features.dim() - 2))).expand(1, *features.shape[1:]).clone()
 
 

@@ -40,14 +40,19 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from torch import nn
 
+from audit import feature_values
 from audit.config import AuditConfig, CategoricalFeature, NumericFeature, load_features_file
 from audit.context import AuditData
 from audit.errors import ConfigError
+
+if TYPE_CHECKING:
+    from audit.feature_values import FeatureValues
 
 TOLERANCE = 1e-5  # relative slack for float32 rounding in constraint checks
 IMAGE_EPSILONS = (0.0, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3)  # fractions of the value range (Linf)
@@ -166,13 +171,18 @@ def feature_list(config: AuditConfig) -> list[NumericFeature | CategoricalFeatur
     return load_features_file(Path(spec.features_file))
 
 
-def column_rules(config: AuditConfig, data: AuditData) -> ColumnRules:
-    """The rules of every encoded column, from the features, the spec and the evaluation data."""
+def column_rules(config: AuditConfig, data: AuditData, values: "FeatureValues | None" = None) -> ColumnRules:
+    """The rules of every encoded column, from the features, the spec and the evaluation data.
+
+    ``values`` (the whole data's value counts, :meth:`AuditContext.feature_values`) gives each
+    column's spread and range when ``data`` holds only a sharded run's candidate rows; both
+    runs pass it, so the attack's units are the same to the last bit.
+    """
     check = config.checks.robustness
     features = {f.name: f for f in feature_list(config)}
     _check_names(check, features)
     frozen = {str(c) for c in data.sensitive.columns}
-    sd, smallest, largest = column_moments(data.features)
+    sd, smallest, largest = column_moments(data.features) if values is None else feature_values.moments(values)
     rows = [_column(c.name, c.source, features[c.source], frozen, check) for c in data.columns]
     low = np.array([r[2] if r[2] is not None else v for r, v in zip(rows, smallest)])
     high = np.array([r[3] if r[3] is not None else v for r, v in zip(rows, largest)])
@@ -443,11 +453,12 @@ def _norm(delta: np.ndarray, norm: str) -> np.ndarray:
     return np.abs(delta).max(axis=1) if norm == "Linf" else np.sqrt((delta**2).sum(axis=1))
 
 
-def build_domain(config: AuditConfig, data: AuditData, rows: np.ndarray, *, logits: nn.Module, device: torch.device):
-    """The domain of the sampled ``rows`` of the evaluation data, for the spec's norm."""
+def build_domain(config: AuditConfig, data: AuditData, rows: np.ndarray, *, logits: nn.Module, device: torch.device,
+                 values: "FeatureValues | None" = None):
+    """The domain of the sampled ``rows`` of the evaluation data, for the spec's norm (``values``: see column_rules)."""
     norm = config.checks.robustness.norm
     clean = data.features[rows].contiguous()
     if config.data.kind == "image":
         low, high = config.data.value_range
         return ImageDomain(clean=clean, low=float(low), high=float(high), norm=norm, logits=logits, device=device)
-    return TabularDomain(clean=clean, rules=column_rules(config, data), norm=norm, logits=logits, device=device)
+    return TabularDomain(clean=clean, rules=column_rules(config, data, values), norm=norm, logits=logits, device=device)

@@ -218,6 +218,7 @@ def validate_token_attributions(config) -> None:
 def run_token_attributions(ctx: AuditContext) -> list[Measurement]:
     from audit.text import attributions as attr
 
+    ctx = ctx.row_view()  # a sharded run explains its candidate texts (audit.scale.rows)
     section = ctx.config.checks.token_attributions
     texts = texts_of(ctx)
     rng = np.random.default_rng([ctx.seed, 14])
@@ -367,6 +368,7 @@ TEXT_ROBUSTNESS_METRICS = (
 def run_text_robustness(ctx: AuditContext) -> list[Measurement]:
     from audit.text import attacks
 
+    ctx = ctx.row_view()  # a sharded run attacks its candidate texts (audit.scale.rows)
     binary_scores(ctx, "text_robustness")
     section = ctx.config.checks.text_robustness
     texts = texts_of(ctx)
