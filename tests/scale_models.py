@@ -32,9 +32,7 @@ COSTLY_OFF = {
 ROW_RESAMPLED = {
     ("performance", "roc_auc"), ("performance", "average_precision"), ("performance", "log_loss"),
     ("performance", "expected_calibration_error"),
-} | {("identity_bias", m) for m in (
-    "subgroup_auc", "bpsn_auc", "bnsp_auc", "subgroup_auc_power_mean", "bpsn_auc_power_mean",
-    "bnsp_auc_power_mean", "overall_auc", "bias_score")}
+}
 
 
 def demo(name: str, **changes) -> AuditConfig:

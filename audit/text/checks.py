@@ -48,15 +48,20 @@ def run_identity_bias(ctx: AuditContext) -> list[Measurement]:
         ctx.warn("identity_bias: no identity group of data.identity is mentioned in the texts; no bias AUCs")
         return []
     section = ctx.config.checks.identity_bias
+    # distinct (label, score, mentions) rows and their counts: a sharded run holds only these,
+    # and resampling them by their counts (a row bootstrap) draws the same replicates in both runs
+    first, counts = stats.distinct_rows([positive, scores, *subgroups.values()])
+    positive, scores = positive[first], scores[first]
+    subgroups = {group: mask[first] for group, mask in subgroups.items()}
     ranking = stats.ranking(positive, scores)
 
     def statistic(weights):
         return bias.bias_statistics(ranking, positive, subgroups, power=section.power,
                                     overall_weight=section.overall_weight, weights=weights)
 
-    point = statistic(None)
+    point = statistic(counts)
     settings = ctx.config.statistics
-    chunks = stats.bootstrap_weights_chunks(len(positive), settings.bootstrap, np.random.default_rng(ctx.seed))
+    chunks = stats.bootstrap_count_chunks(counts, settings.bootstrap, np.random.default_rng(ctx.seed))
     replicates = stats.replicate(statistic, chunks)
     minimum = ctx.config.checks.fairness.min_group_size
 
@@ -70,25 +75,27 @@ def run_identity_bias(ctx: AuditContext) -> list[Measurement]:
     for group, mask in subgroups.items():
         for name in bias.BIAS_METRICS:
             out.append(_bias_measurement(name, group, float(point[f"{name}:{group}"]), interval(f"{name}:{group}"),
-                                         mask, positive, minimum))
+                                         mask, positive, minimum, counts))
     params = {"p": section.power}
+    n = int(counts.sum())
     for name in bias.BIAS_METRICS:
         key = f"{name}:power_mean"
-        out.append(_summary(f"{name}_power_mean", point[key], interval(key), len(positive), params))
-    out.append(_summary("overall_auc", point["overall_auc"], interval("overall_auc"), len(positive), {}))
-    out.append(_summary("bias_score", point["final_score"], interval("final_score"), len(positive),
+        out.append(_summary(f"{name}_power_mean", point[key], interval(key), n, params))
+    out.append(_summary("overall_auc", point["overall_auc"], interval("overall_auc"), n, {}))
+    out.append(_summary("bias_score", point["final_score"], interval("final_score"), n,
                         params | {"overall_weight": section.overall_weight}))
     return out
 
 
-def _bias_measurement(name, group, value, ci, mask, positive, minimum) -> Measurement:
-    sizes = [int((mask & (positive == cls)).sum()) for cls in SUBGROUP_CLASSES[name]]
+def _bias_measurement(name, group, value, ci, mask, positive, minimum, counts) -> Measurement:
+    """One subgroup's AUC; ``counts``: how many texts each (distinct) entry stands for."""
+    sizes = [int(counts[mask & (positive == cls)].sum()) for cls in SUBGROUP_CLASSES[name]]
     if np.isnan(value):
-        return Measurement("identity_bias", name, None, group={"identity": group}, n=int(mask.sum()),
+        return Measurement("identity_bias", name, None, group={"identity": group}, n=int(counts[mask].sum()),
                            status="undefined", reason=Reason.ONE_CLASS, note="the subset lacks positives or negatives")
     small = min(sizes) < minimum
     note = f"insufficient: the subgroup has {min(sizes)} texts of the class compared, fewer than {minimum}" if small else None
-    return Measurement("identity_bias", name, value, group={"identity": group}, ci=ci, n=int(mask.sum()),
+    return Measurement("identity_bias", name, value, group={"identity": group}, ci=ci, n=int(counts[mask].sum()),
                        status="insufficient" if small else None, reason=Reason.SMALL_GROUP if small else None, note=note)
 
 
