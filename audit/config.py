@@ -424,7 +424,7 @@ class LocalExplanations(Strict):
 
     worst_errors: int = Field(3, ge=0, le=MAX_LOCAL_IDS, description="the most confidently wrong predictions")
     least_certain: int = Field(3, ge=0, le=MAX_LOCAL_IDS, description="predictions closest to the decision boundary")
-    ids: list[int] = Field(default_factory=list, description="row positions (after filter and sampling)")
+    ids: list[int] = Field(default_factory=list, description="row ids: positions in the data as read, before filter and sampling")
 
 
 class ExplanationsCheck(Strict):

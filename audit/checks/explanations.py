@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from audit import progress
+from audit import progress, sampling
 from audit.errors import ConfigError, DataError, ModelError
 from audit.explain import measurements, registry, trust
 from audit.explain.attribution import Attribution
@@ -103,12 +103,14 @@ def prepare(ctx: "AuditContext") -> None:
         if why is not None:
             works = registry.usable(kind=layout.kind, model=model, groups=groups)
             raise ModelError(f"checks.explanations.methods: {why}", hint=f"use one of {', '.join(works)}")
-    missing = [i for i in config.local.ids if i >= ctx.data.n]
+    row_ids = sampling.ids_of(ctx.data)
+    found = set(row_ids[np.isin(row_ids, config.local.ids)].tolist())
+    missing = [i for i in config.local.ids if i not in found]
     if missing:
         raise DataError(
-            f"checks.explanations.local.ids: row {missing[0]} does not exist; the data has {ctx.data.n:,} rows "
-            f"after filtering and sampling (ids 0 to {ctx.data.n - 1:,})",
-            hint="give row positions within that range",
+            f"checks.explanations.local.ids: row {missing[0]} does not exist; ids are positions in the data as "
+            f"read (from 0), and {ctx.data.n:,} rows remain after filtering and sampling",
+            hint="give the ids of rows that the filter and the sample keep",
         )
     if config.randomization_check and not model.differentiable:
         raise ModelError(

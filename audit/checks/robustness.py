@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from audit import attacks, groups, stats
+from audit import attacks, groups, sampling, stats
 from audit.checks import metric_names
 from audit.context import AuditContext
 from audit.errors import ConfigError
@@ -107,7 +107,7 @@ def prepare(ctx: AuditContext) -> None:
 class Setup:
     """What a robustness run attacks and how: public for the benchmark and the tests."""
 
-    rows: np.ndarray  # positions in the evaluation data, sorted
+    rows: np.ndarray  # positions in the evaluation data, in row-id order
     domain: object
     target: sweep.Target
     plan: sweep.Plan
@@ -141,9 +141,8 @@ def run(ctx: AuditContext) -> list[Measurement]:
 def plan_run(ctx: AuditContext) -> Setup:
     """Sample the rows, build the domain and the target, and settle the epsilons and attacks."""
     check, data, spec = ctx.config.checks.robustness, ctx.data, ctx.config.model
-    rows = np.arange(data.n)
-    if data.n > check.rows:
-        rows = np.sort(np.random.default_rng([ctx.seed, 5]).choice(data.n, size=check.rows, replace=False))
+    # the rows with the smallest seeded hashes of their row ids, in row-id order: the same rows in a sharded run
+    rows = sampling.sorted_sample(sampling.ids_of(data), ctx.seed, "robustness", check.rows)
     logits = decision_logits(
         ctx.model, positive_index=data.positive_index, output=spec.output, threshold=spec.threshold, batch_size=spec.batch_size
     )
@@ -390,7 +389,7 @@ def _examples(ctx: AuditContext, outcomes: list[sweep.Outcome], setup: Setup) ->
     for i, position in enumerate(positions):
         level = int(outcome.broken_at[position])  # past the grid: a minimal attack's example larger than every epsilon
         params = _params(
-            outcome, setup, eps=outcome.epsilons[level] if level < len(outcome.epsilons) else None, row=int(setup.rows[position]),
+            outcome, setup, eps=outcome.epsilons[level] if level < len(outcome.epsilons) else None, row=int(sampling.ids_of(ctx.data)[setup.rows[position]]),
             true_class=classes[int(setup.target.labels[position])], adversarial_class=classes[int(decided[i])],
         )
         m = Measurement(CHECK, "adversarial_example", float(outcome.distance[position]), n=1, params=params)
