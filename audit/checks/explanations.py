@@ -26,11 +26,12 @@ import torch
 
 from audit import progress, sampling
 from audit.errors import ConfigError, DataError, ModelError
-from audit.explain import measurements, registry, trust
+from audit.explain import chunked, measurements, registry, trust
 from audit.explain.attribution import Attribution
 from audit.explain.model import ExplainedModel, Request, rows_for_budget
 from audit.explain.plan import Plan, layout_for, make_plan, methods_for
 from audit.results import Measurement
+from audit.scale.executor import executor_for
 
 if TYPE_CHECKING:
     from audit.config import AuditConfig
@@ -143,20 +144,27 @@ def run(ctx: "AuditContext") -> list[Measurement]:
     model = explained_model(ctx)
     config = ctx.config.checks.explanations
     features = ctx.data.features
-    with model.session(ctx.seed):
+    with model.session(ctx.seed), executor_for(ctx.config, ctx.model) as executor:
         plan = make_plan(ctx, model)  # in the session: its column statistics run on one thread too
         found = {}
         with progress.task("methods", total=len(plan.methods), unit="method") as step:
             for name in plan.methods:
                 step.note(f"{name} on {len(plan.rows_for(name))} rows")
                 with _timed(ctx, name):
-                    found[name] = registry.attribute(name, build_request(plan, model, features, plan.rows_for(name), ctx))
+                    found[name] = attribute_in_chunks(executor, name, build_request(plan, model, features, plan.rows_for(name), ctx), ctx)
                 step.advance()
         with progress.task("trust tests"):
             tests = _trust(plan, model, features, found, ctx) if config.trust else {}
         if config.randomization_check:
             tests["randomization"] = _randomization(plan, model, features, found, ctx)
     return measurements.emit(ctx, plan, found, tests)
+
+
+def attribute_in_chunks(executor, name: str, request: Request, ctx: "AuditContext") -> Attribution:
+    """A method on the request's rows, chunk by chunk through ``executor``, joined in row order."""
+    found = executor.map(chunked.tasks(request, name, row_ids=sampling.ids_of(ctx.data), seed=ctx.seed,
+                                       size=ctx.config.engine.chunk_rows))
+    return chunked.joined(found)
 
 
 def build_request(plan: Plan, model: ExplainedModel, features: torch.Tensor, rows: np.ndarray, ctx: "AuditContext") -> Request:

@@ -38,9 +38,10 @@ from audit.context import AuditContext
 from audit.errors import ConfigError
 from audit.models import predictions_from_outputs
 from audit.results import Measurement, Reason, small_group
-from audit.robust import sanity, summary, sweep
+from audit.robust import chunked, sanity, summary, sweep
 from audit.robust.domain import build_domain, column_rules
 from audit.robust.wrappers import attack_session, decision_logits
+from audit.scale.executor import executor_for
 
 CHECK = "robustness"
 CATALOGUE = metric_names.ROBUSTNESS_CATALOGUE
@@ -126,9 +127,9 @@ def run(ctx: AuditContext) -> list[Measurement]:
     if setup.domain.movable == 0:
         ctx.warn("robustness: every input feature is held fixed (immutable, sensitive or categorical), so no attack can change anything")
     keep = ctx.config.checks.robustness.examples
-    with attack_session(ctx.model, row_size=int(ctx.data.features[0].numel())):
-        outcomes = [sweep.run(attacks.get(name), setup.target, setup.epsilons, setup.plan, keep=keep) for name in setup.names]
-        large = _large_epsilon_run(ctx, setup)
+    with attack_session(ctx.model, row_size=int(ctx.data.features[0].numel())), executor_for(ctx.config, ctx.model) as executor:
+        outcomes = [attack_in_chunks(executor, ctx, setup, name, setup.epsilons, setup.plan, keep) for name in setup.names]
+        large = _large_epsilon_run(ctx, setup, executor)
         examples = _examples(ctx, outcomes, setup)
     rng = np.random.default_rng([ctx.seed, 6])
     cells, groupings = _groupings(ctx, setup)
@@ -136,6 +137,17 @@ def run(ctx: AuditContext) -> list[Measurement]:
     for outcome in outcomes:
         out += _curve(outcome, setup, rng) + _by_group(outcome, setup, cells, groupings, rng)
     return out + _large_epsilon(large, setup, rng) + _flags(ctx, outcomes, large, setup) + examples
+
+
+def attack_in_chunks(executor, ctx: AuditContext, setup: Setup, name: str, epsilons: list[float], plan: sweep.Plan,
+                     keep: int | None) -> sweep.Outcome:
+    """One attack's sweep, chunk by chunk of the attacked rows through ``executor``, joined in row order."""
+    size = ctx.config.engine.chunk_rows
+    found = executor.map(chunked.tasks(
+        name, setup.target, epsilons, plan, keep=keep, row_ids=sampling.ids_of(ctx.data)[setup.rows], seed=ctx.seed,
+        size=size, classes=ctx.data.classes, positive_index=ctx.data.positive_index, model_spec=ctx.config.model,
+    ))
+    return chunked.joined(found, size, keep)
 
 
 def plan_run(ctx: AuditContext) -> Setup:
@@ -330,12 +342,12 @@ def _gap(outcome, setup: Setup, grouping, value, boot, high, low, sizes) -> Meas
 # ---------------------------------------------------------------- large epsilon and flags
 
 
-def _large_epsilon_run(ctx: AuditContext, setup: Setup) -> sweep.Outcome:
+def _large_epsilon_run(ctx: AuditContext, setup: Setup, executor) -> sweep.Outcome:
     name = LARGE_EPSILON_ATTACK[setup.plan.norm] if ctx.model.differentiable else attacks.BLACK_BOX
     # the deterministic start alone: this run tests the gradients, and random starts over a ball
     # that covers every input would break points whatever the gradients say
     plan = dataclasses.replace(setup.plan, restarts=0)
-    return sweep.run(attacks.get(name), setup.target, [setup.domain.large_epsilon()], plan, keep=0)
+    return attack_in_chunks(executor, ctx, setup, name, [setup.domain.large_epsilon()], plan, 0)
 
 
 def _large_epsilon(large: sweep.Outcome, setup: Setup, rng) -> list[Measurement]:
