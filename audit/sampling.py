@@ -2,7 +2,8 @@
 
 A row's id is its position in the data as read, before filter and sampling, counted across
 files in sorted order (:attr:`audit.context.AuditData.row_ids`). Every sampling stream (the
-explanations sample, the SHAP background, the attacked rows, the texts explained or attacked)
+explanations sample, the SHAP background, the proxy-association rows, the attacked rows, the
+texts explained or attacked)
 takes the ``k`` rows with the smallest ``(hash(seed, stream, row id), row id)``. The chosen
 local rows (the most confident errors, the least certain predictions) are order statistics
 too, with ties broken by row id. So the rows picked from the whole data are exactly the rows
@@ -31,10 +32,12 @@ if TYPE_CHECKING:
 
 GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 STREAMS = {"explanations": 1, "background": 2, "robustness": 3, "text_explanations": 4, "text_robustness": 5,
-           "chunk_seed": 6}
+           "chunk_seed": 6, "proxies": 7}
 """One hash stream per use: each sample is independent of the others."""
 BACKGROUND_ROWS = 100
 """Background sample of the SHAP methods: their base value is its mean output."""
+PROXY_ROWS = 50_000
+"""Rows the explanations check measures proxy associations on (all rows up to this many)."""
 
 
 def mix(values: np.ndarray) -> np.ndarray:
@@ -176,7 +179,7 @@ def stream_sizes(config: "AuditConfig") -> dict[str, int]:
     checks = config.checks
     sizes: dict[str, int] = {}
     if _enabled(checks, "explanations"):
-        sizes |= {"explanations": checks.explanations.rows, "background": BACKGROUND_ROWS}
+        sizes |= {"explanations": checks.explanations.rows, "background": BACKGROUND_ROWS, "proxies": PROXY_ROWS}
     if _enabled(checks, "robustness"):
         sizes["robustness"] = checks.robustness.rows
     for name, stream in (("token_attributions", "text_explanations"), ("text_robustness", "text_robustness")):

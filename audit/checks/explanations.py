@@ -150,8 +150,9 @@ def run(ctx: "AuditContext") -> list[Measurement]:
         with progress.task("methods", total=len(plan.methods), unit="method") as step:
             for name in plan.methods:
                 step.note(f"{name} on {len(plan.rows_for(name))} rows")
+                request = build_request(plan, model, features, plan.rows_for(name), ctx)
                 with _timed(ctx, name):
-                    found[name] = attribute_in_chunks(executor, name, build_request(plan, model, features, plan.rows_for(name), ctx), ctx)
+                    found[name] = attribute_in_chunks(executor, name, request, ctx)
                 step.advance()
         with progress.task("trust tests"):
             tests = _trust(plan, model, features, found, ctx) if config.trust else {}

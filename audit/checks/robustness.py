@@ -127,7 +127,8 @@ def run(ctx: AuditContext) -> list[Measurement]:
     if setup.domain.movable == 0:
         ctx.warn("robustness: every input feature is held fixed (immutable, sensitive or categorical), so no attack can change anything")
     keep = ctx.config.checks.robustness.examples
-    with attack_session(ctx.model, row_size=int(ctx.data.features[0].numel())), executor_for(ctx.config, ctx.model) as executor:
+    row_size = int(ctx.data.features[0].numel())
+    with attack_session(ctx.model, row_size=row_size), executor_for(ctx.config, ctx.model) as executor:
         outcomes = [attack_in_chunks(executor, ctx, setup, name, setup.epsilons, setup.plan, keep) for name in setup.names]
         large = _large_epsilon_run(ctx, setup, executor)
         examples = _examples(ctx, outcomes, setup)

@@ -50,7 +50,7 @@ if TYPE_CHECKING:
 
 CHECK = "explanations"
 PROXIES = 3
-PROXY_ROWS = 50_000
+PROXY_ROWS = sampling.PROXY_ROWS
 """Rows that proxy associations are measured on (a seeded sample beyond that)."""
 CATALOGUE = metric_names.EXPLANATIONS_CATALOGUE
 METRICS = metric_names.EXPLANATIONS
@@ -229,7 +229,8 @@ def _proxy_rows(ctx: "AuditContext") -> np.ndarray:
     """
     if ctx.data.n <= PROXY_ROWS:
         return np.arange(ctx.data.n)
-    return np.sort(np.random.default_rng([ctx.seed, 7]).choice(ctx.data.n, PROXY_ROWS, replace=False))
+    # a hash sample of row ids (audit.sampling): a sharded run measures the same rows
+    return sampling.sorted_sample(sampling.ids_of(ctx.data), ctx.seed, "proxies", PROXY_ROWS)
 
 
 def _proxies(ctx: "AuditContext", plan: "Plan", column: str, rows: np.ndarray):
