@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 
 import pytest
 
@@ -57,3 +58,26 @@ def test_explanations_on_ray_equal_the_local_run(explained, workers):
 def test_attacks_with_random_restarts_on_ray_equal_the_local_run(attacked, workers):
     ctx, local = attacked
     assert numbers(robustness.run(on_ray(ctx, workers))) == local
+
+
+@dataclasses.dataclass(frozen=True)
+class DiesOnce:
+    """A chunk whose first run anywhere kills its actor's process (a marker file says who went first)."""
+
+    marker: str
+    value: int
+
+    def run(self, model) -> int:
+        try:
+            open(self.marker, "x").close()
+        except FileExistsError:
+            return self.value * 10
+        os._exit(1)
+
+
+def test_a_chunk_whose_actor_dies_is_retried_and_the_results_keep_their_order(explained, tmp_path):
+    ctx, _ = explained
+    marker = tmp_path / "actor-died"
+    with executor_for(on_ray(ctx, 2).config, ctx.model) as executor:
+        found = executor.map([DiesOnce(str(marker), v) for v in range(5)])
+    assert marker.exists() and found == [0, 10, 20, 30, 40]
