@@ -156,7 +156,7 @@ def candidate_mask(config: "AuditConfig", row_ids: np.ndarray, labels: np.ndarra
         keep[smallest(margin, row_ids, local.least_certain + local.worst_errors)] = True
     if local is not None:
         keep |= np.isin(row_ids, np.asarray(local.ids, dtype=np.int64))
-    if config.data.kind == "text" and predictions.scores is not None:
+    if _enabled(config, "token_attributions") and predictions.scores is not None:
         keep |= _text_candidates(config, row_ids, labels, predictions)
     return keep
 
@@ -165,8 +165,6 @@ def _text_candidates(config: "AuditConfig", row_ids: np.ndarray, labels: np.ndar
     """The texts highlighted in the report: the errors farthest from the threshold, the scores nearest it."""
     keep = np.zeros(len(row_ids), dtype=bool)
     section = config.checks.token_attributions
-    if not section.enabled:
-        return keep
     distance = np.abs(predictions.scores - _threshold(config))
     wrong = np.flatnonzero(predictions.decisions != labels)
     keep[wrong[smallest(-distance[wrong], row_ids[wrong], section.examples)]] = True
@@ -178,22 +176,25 @@ def stream_sizes(config: "AuditConfig") -> dict[str, int]:
     """Rows each sampling stream takes under this spec (only the checks that run)."""
     checks = config.checks
     sizes: dict[str, int] = {}
-    if _enabled(checks, "explanations"):
+    if _enabled(config, "explanations"):
         sizes |= {"explanations": checks.explanations.rows, "background": BACKGROUND_ROWS, "proxies": PROXY_ROWS}
-    if _enabled(checks, "robustness"):
+    if _enabled(config, "robustness"):
         sizes["robustness"] = checks.robustness.rows
     for name, stream in (("token_attributions", "text_explanations"), ("text_robustness", "text_robustness")):
-        if _enabled(checks, name):
+        if _enabled(config, name):
             sizes[stream] = getattr(checks, name).rows
     return sizes
 
 
-def _enabled(checks, name: str) -> bool:
-    return bool(getattr(checks, name).enabled)
+def _enabled(config: "AuditConfig", name: str) -> bool:
+    """Whether the check runs: enabled, fitting the data kind, and with a model to explain or attack."""
+    from audit.checks import applies
+
+    return bool(getattr(config.checks, name).enabled) and applies(name, config) and config.model.kind != "predictions"
 
 
 def _local_spec(config: "AuditConfig"):
-    return config.checks.explanations.local if _enabled(config.checks, "explanations") else None
+    return config.checks.explanations.local if _enabled(config, "explanations") else None
 
 
 def _positive_index(config: "AuditConfig") -> int | None:

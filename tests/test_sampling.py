@@ -113,7 +113,7 @@ def _config(*, kind: str, classes: int, seed: int, rows: int, costly: int, local
     })
     label = SimpleNamespace(classes=list(range(classes)), positive_index=1 if classes == 2 else None)
     return SimpleNamespace(seed=seed, checks=checks, data=SimpleNamespace(kind=kind, label=label),
-                           model=SimpleNamespace(threshold=0.5))
+                           model=SimpleNamespace(kind="torchscript", threshold=0.5))
 
 
 def _view(config, row_ids, labels, probabilities):
@@ -127,25 +127,21 @@ def _view(config, row_ids, labels, probabilities):
     return SimpleNamespace(config=config, data=data, predictions=Predictions(decisions, probabilities, scores), seed=config.seed)
 
 
-def _picks(ctx) -> dict[str, list[int]]:
-    """Every pick of every stream, as row ids (order kept where it means something)."""
+def _picks(ctx) -> dict[str, list]:
+    """Every pick of every stream the spec runs, as row ids (order kept where it means something)."""
     ids = ctx.data.row_ids
     checks, seed = ctx.config.checks, ctx.seed
-    sample = sampling.sample(ids, seed, "explanations", checks.explanations.rows)
-    out = {
-        "explanations": ids[sample].tolist(),
-        "background": ids[sampling.sorted_sample(ids, seed, "background", sampling.BACKGROUND_ROWS)].tolist(),
-        "proxies": ids[sampling.sorted_sample(ids, seed, "proxies", sampling.PROXY_ROWS)].tolist(),
-        "robustness": ids[sampling.sorted_sample(ids, seed, "robustness", checks.robustness.rows)].tolist(),
-        "text_explanations": ids[sampling.sorted_sample(ids, seed, "text_explanations", checks.token_attributions.rows)].tolist(),
-        "text_robustness": ids[sampling.sorted_sample(ids, seed, "text_robustness", checks.text_robustness.rows)].tolist(),
-        "local": [(int(ids[r.row]), r.reason) for r in plan.local_rows(ctx, sample)],
-    }
-    if ctx.config.data.kind == "text":
-        out["text_errors"] = ids[text_checks.text_worst_errors(ctx, checks.token_attributions.examples)].tolist()
+    sizes = sampling.stream_sizes(ctx.config)
+    out: dict[str, list] = {stream: ids[sampling.sorted_sample(ids, seed, stream, k)].tolist() for stream, k in sizes.items()}
+    if "explanations" in sizes:
+        sample = sampling.sample(ids, seed, "explanations", checks.explanations.rows)
+        out["explanations"] = ids[sample].tolist()  # in hash order: the costly methods take its head
+        out["local"] = [(int(ids[r.row]), r.reason) for r in plan.local_rows(ctx, sample)]
+    if "text_explanations" in sizes:
+        errors = text_checks.text_worst_errors(ctx, checks.token_attributions.examples)
         margin = np.abs(ctx.predictions.scores - 0.5)
-        exclude = text_checks.text_worst_errors(ctx, checks.token_attributions.examples)
-        out["text_uncertain"] = ids[sampling.least_certain(ids, margin, checks.token_attributions.examples, exclude=exclude)].tolist()
+        out["text_errors"] = ids[errors].tolist()
+        out["text_uncertain"] = ids[sampling.least_certain(ids, margin, checks.token_attributions.examples, exclude=errors)].tolist()
     return out
 
 
@@ -245,3 +241,19 @@ def test_the_least_certain_rows_of_a_batch_look_past_its_most_confident_errors(k
         assert whole["local"] == expected
     else:
         assert whole["text_errors"] == [0] and whole["text_uncertain"] == [1]
+
+
+def test_streams_follow_the_checks_that_run_on_the_data_kind():
+    def sizes(kind, model="torchscript"):
+        config = _config(kind=kind, classes=2, seed=0, rows=5, costly=2, local={}, examples=1)
+        config.model.kind = model
+        return set(sampling.stream_sizes(config))
+
+    assert sizes("tabular") == sizes("image") == {"explanations", "background", "proxies", "robustness"}
+    assert sizes("text") == {"text_explanations", "text_robustness"}
+    assert sizes("tabular", model="predictions") == set()
+    config = _config(kind="tabular", classes=2, seed=0, rows=5, costly=2, local={"ids": [1]}, examples=1)
+    config.model.kind = "predictions"
+    ids = np.arange(50)
+    probabilities = np.full((50, 2), 0.5)
+    assert not sampling.candidate_mask(config, ids, np.zeros(50, int), Predictions(np.zeros(50, int), probabilities, None)).any()
