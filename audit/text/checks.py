@@ -351,10 +351,11 @@ def _highlights(ctx, method: str, texts: list[str], targets: np.ndarray, section
     batch = attr.text_batch(ctx.model, [texts[r] for r in rows], rows, targets[rows])
     found = attr.explain(ctx.model, method, batch, steps=section.steps, seed=ctx.seed)
     out = []
+    row_ids = sampling.ids_of(ctx.data)
     for i, (row, reason) in enumerate(chosen):
         words = attr.word_values(found, batch, i)
         out.append(Measurement("token_attributions", "highlighted_text", float(scores[row]), n=1, params={
-            "method": method, "row": int(sampling.ids_of(ctx.data)[row]), "reason": reason, "label": ctx.data.classes[ctx.data.labels[row]],
+            "method": method, "row": int(row_ids[row]), "reason": reason, "label": ctx.data.classes[ctx.data.labels[row]],
             "positive": bool(positive[row]), "words": [[w.text, round(w.value, 6)] for w in words],
         }))
     return out
