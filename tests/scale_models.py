@@ -26,6 +26,14 @@ COSTLY_OFF = {
     "text_robustness": {"enabled": False},
 }
 
+COSTLY_ON = {
+    "adult": {"explanations": {"enabled": True, "rows": 40}, "robustness": {"enabled": True, "rows": 40}},
+    "digits": {"explanations": {"enabled": True, "rows": 40}, "robustness": {"enabled": True, "rows": 40}},
+    "dreaddit": {"token_attributions": {"enabled": True, "rows": 8}, "text_robustness": {"enabled": True, "rows": 8},
+                 "counterfactual": {"enabled": True}},
+}
+"""The costly checks of each demo, on few rows."""
+
 # Intervals that still resample rows in file order (so a sharded run, whose rows come back in
 # the summary's canonical order, draws other replicates); their points are compared exactly.
 # The weighted branch makes these count-based in both runs (issue 16, item 2).

@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 import torch
 
-from audit import feature_values, load_config, run_audit
+from audit import feature_values, load_config, run_audit, sampling
 from audit.cli import main
 from audit.data import load_data
 from audit.models import load_model
-from audit.scale import engine, rows
-from tests.scale_models import ROW_RESAMPLED, adult_shards, assert_same_audit, demo, digits_shards, dreaddit_shards
+from audit.scale import engine
+from tests.scale_models import COSTLY_ON, ROW_RESAMPLED, adult_shards, assert_same_audit, demo, digits_shards, dreaddit_shards
 
 
 @pytest.fixture(scope="module")
@@ -105,7 +105,7 @@ def test_the_row_view_holds_the_candidate_rows_of_the_whole_data():
     sharded = engine.build_context(config.replace(engine={"batch_rows": 1000}))
     view = sharded.row_view()
     assert local.row_view() is local and view is not sharded and sharded.data.features is None
-    expected = np.flatnonzero(rows.candidate_mask(config, local.data.row_ids, local.data.labels, local.predictions))
+    expected = np.flatnonzero(sampling.candidate_mask(config, local.data.row_ids, local.data.labels, local.predictions))
     np.testing.assert_array_equal(view.data.row_ids, local.data.row_ids[expected])
     assert {7, 16000} <= set(view.data.row_ids.tolist()) and len(expected) >= 40
     assert torch.equal(view.data.features, local.data.features[expected])
@@ -195,3 +195,15 @@ def test_a_truncated_shard_is_one_line_and_exit_2(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "digits-2.npz" in err
     assert not (tmp_path / "out").exists()
+
+
+
+@pytest.mark.parametrize("name", ["adult", "digits", "dreaddit"])
+def test_costly_checks_on_shards_equal_the_local_run(name):
+    # explanations and attacks read the row view: the same rows, features, predictions and whole-data statistics
+    config = demo(name, checks=COSTLY_ON[name])
+    local = run_audit(config)
+    sharded = run_audit(config.replace(engine={"batch_rows": {"adult": 5000, "digits": 100, "dreaddit": 200}[name]}))
+    costly = {m.check for m in sharded.measurements} - {"data", "performance", "fairness", "identity_bias"}
+    assert costly == set(COSTLY_ON[name])
+    assert_same_audit(local, sharded, row_resampled=ROW_RESAMPLED)

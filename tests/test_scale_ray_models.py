@@ -10,7 +10,7 @@ import pytest
 
 from audit import run_audit
 from audit.scale import ray_engine
-from tests.scale_models import ROW_RESAMPLED, adult_shards, assert_same_audit, demo
+from tests.scale_models import COSTLY_ON, ROW_RESAMPLED, adult_shards, assert_same_audit, demo
 
 ray = pytest.importorskip("ray")
 from tests.test_scale_ray import DiesOnce, ray_session  # noqa: E402,F401  (the module's capped Ray session)
@@ -38,3 +38,12 @@ def test_a_worker_killed_mid_run_on_a_model_spec_is_retried(tmp_path, local_resu
     assert (tmp_path / "worker-died").exists()
     assert result.data["shards"] == 9
     assert_same_audit(local_results["adult"], result)
+
+
+def test_costly_checks_on_ray_equal_the_local_run():
+    # candidate rows from the actors, explanations and attacks on the executor's actor pool
+    config = demo("adult", checks=COSTLY_ON["adult"])
+    local = run_audit(config)
+    result = run_audit(config.replace(engine={"kind": "ray", "workers": 2, "batch_rows": 4000}))
+    assert {m.check for m in result.measurements} >= {"explanations", "robustness"}
+    assert_same_audit(local, result)

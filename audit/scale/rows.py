@@ -1,7 +1,7 @@
 """The costly sub-context of a sharded run: the rows explanations and attacks may pick, kept whole.
 
 A sharded run's summary holds no features, but explanations and attacks need the rows they
-explain or attack. Which rows those are is fixed by :func:`candidate_mask` (audit.sampling's:
+explain or attack. Which rows those are is fixed by :func:`audit.sampling.candidate_mask` (
 the k smallest seeded hashes of the row ids per sampling stream, the top-k rows by margin, the
 requested ids): each is an order statistic, so the candidates of the whole data are among the
 union of every batch's candidates, and applying the mask again to that union (the re-trim)
@@ -19,6 +19,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pandas as pd
 
+from audit import sampling
 from audit.config import AuditConfig
 from audit.context import AuditContext, AuditData, Predictions
 
@@ -85,7 +86,7 @@ def view(ctx: AuditContext, candidates: Candidates) -> AuditContext:
 
 
 def _mask(config: AuditConfig, data: AuditData, predictions: Predictions) -> np.ndarray:
-    mask = candidate_mask(config, data.row_ids, data.labels, predictions)
+    mask = sampling.candidate_mask(config, data.row_ids, data.labels, predictions)
     if config.data.kind == "text" and config.checks.counterfactual.enabled:
         mask = mask | _swapped_texts(config, data.frame[config.data.text_column].tolist())
     return mask
@@ -97,44 +98,6 @@ def _swapped_texts(config: AuditConfig, texts: list[str]) -> np.ndarray:
 
     patterns = [d.pattern for spec in config.checks.counterfactual.swaps.values() for d in directions(spec)]
     return np.array([any(p.search(text) is not None for p in patterns) for text in texts], dtype=bool)
-
-
-def candidate_mask(config: AuditConfig, row_ids: np.ndarray, labels: np.ndarray, predictions: Predictions) -> np.ndarray:
-    """The rows of one batch any sampling stream could pick: audit.sampling's rule when it is installed.
-
-    Until audit.sampling lands, a stand-in with the same contract: the rows with the
-    ``k`` smallest seeded hashes of their ids (``k`` the largest row count a costly check asks
-    for), the requested ids, and the ``worst_errors`` / ``least_certain`` extremes by margin.
-    """
-    try:
-        from audit.sampling import candidate_mask as sampling_mask
-    except ImportError:
-        return _stand_in_mask(config, row_ids, labels, predictions)
-    return sampling_mask(config, row_ids, labels, predictions)
-
-
-def _stand_in_mask(config: AuditConfig, row_ids: np.ndarray, labels: np.ndarray, predictions: Predictions) -> np.ndarray:
-    checks = config.checks
-    k = max(checks.explanations.rows, checks.robustness.rows, checks.token_attributions.rows, checks.text_robustness.rows)
-    mask = np.zeros(len(row_ids), dtype=bool)
-    mask[np.lexsort((row_ids, _hash(row_ids, config.seed)))[:k]] = True
-    mask |= np.isin(row_ids, checks.explanations.local.ids)
-    if predictions.probabilities is not None and len(row_ids):
-        confidence = predictions.probabilities.max(axis=1)
-        wrong = predictions.decisions != labels
-        worst = np.lexsort((row_ids, -np.where(wrong, confidence, -np.inf)))[: checks.explanations.local.worst_errors]
-        mask[worst[wrong[worst]]] = True
-        mask[np.lexsort((row_ids, confidence))[: checks.explanations.local.least_certain]] = True
-    return mask
-
-
-def _hash(row_ids: np.ndarray, seed: int) -> np.ndarray:
-    """splitmix64 of (row id + seed): a seeded, sharding-free order of the rows."""
-    with np.errstate(over="ignore"):
-        z = row_ids.astype(np.uint64) + np.uint64(seed) * np.uint64(0x9E3779B97F4A7C15)
-        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-        return z ^ (z >> np.uint64(31))
 
 
 # ---------------------------------------------------------------- rows of rows
