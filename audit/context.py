@@ -37,6 +37,12 @@ class AuditData:
     holds the sensitive columns as strings, one row per example, aligned with ``labels``.
     ``frame`` keeps the filtered, sampled source rows (predictions-only audits read their
     decision and score columns from it).
+
+    ``weights`` is None when every entry is one row (the local, in-memory run). A sharded run
+    holds the merged summary instead: one entry per distinct row (sensitive values, label,
+    predictions) and in ``weights`` how many rows it stands for, so the driver's memory grows
+    with the distinct rows, not the rows. The fairness, performance and data checks read
+    every entry with its weight; ``n`` is the number of rows either way.
     """
 
     labels: np.ndarray
@@ -47,10 +53,12 @@ class AuditData:
     columns: tuple[EncodedColumn, ...] = ()
     frame: pd.DataFrame | None = None
     summary: dict[str, Any] = field(default_factory=dict)
+    weights: np.ndarray | None = None
 
     @property
     def n(self) -> int:
-        return int(self.labels.shape[0])
+        """Rows audited: the entries, or the sum of their weights."""
+        return int(self.labels.shape[0]) if self.weights is None else int(self.weights.sum())
 
     @property
     def is_binary(self) -> bool:

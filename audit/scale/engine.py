@@ -4,7 +4,8 @@ Two drivers share one batch function (:func:`summarize_batch`): the local stream
 reads the shards in this process, one batch of ``engine.batch_rows`` rows at a time; the Ray
 engine hands the shards (one Parquet row group or one CSV file each) to a Ray Data actor pool,
 each actor reads its shard with the same reader, and only the summaries travel back. Both merge
-the summaries (exact: integer counts of distinct rows) and rebuild the context the checks read.
+the summaries (exact: integer counts of distinct rows) into the context the checks read: the
+distinct rows weighted by their counts (``AuditData.weights``), never expanded into rows.
 """
 
 from __future__ import annotations
@@ -151,13 +152,17 @@ def _filtered(frame: pd.DataFrame, expression: str | None) -> pd.DataFrame:
 
 
 def context_from_summary(config: AuditConfig, merged: Summary, shards: list[Shard]) -> AuditContext:
-    """The context the checks read, rebuilt from the merged summary in its canonical row order."""
+    """The context the checks read: the merged summary's distinct rows, weighted by their counts.
+
+    Nothing is expanded into rows: ``ctx.data`` holds one entry per distinct row and
+    ``weights`` its count, so the driver's memory is bounded by the distinct rows.
+    """
     spec = config.data
     if merged.n == 0:
         raise DataError(f"data.filter {spec.filter!r} keeps no rows", hint="loosen the filter")
     # group rules and dtypes are settled on the distinct rows, then the rows are rebuilt from them
     groups_of_keys = _restore_groups(merged.keys[list(merged.sensitive)], spec, config.checks.fairness.max_groups)
-    sensitive, labels, predictions = summaries.expand(merged, groups_of_keys)
+    sensitive, labels, predictions = summaries.entries(merged, groups_of_keys)
     data = AuditData(
         labels=labels,
         classes=tuple(str(c) for c in spec.label.classes),
@@ -178,8 +183,13 @@ def context_from_summary(config: AuditConfig, merged: Summary, shards: list[Shar
             "shards": len(shards),
             "distinct_rows": int(merged.counts.size),
         },
+        weights=merged.counts,
     )
-    return AuditContext(config=config, data=data, predictions=predictions)
+    ctx = AuditContext(config=config, data=data, predictions=predictions)
+    from audit.runner import _warn_one_class  # the local run's warning; runner imports this module lazily
+
+    _warn_one_class(ctx)
+    return ctx
 
 
 def _restore_groups(sensitive: pd.DataFrame, spec: TabularData, max_groups: int) -> pd.DataFrame:

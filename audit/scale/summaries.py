@@ -10,9 +10,11 @@ so the merge is exact and independent of the number or order of shards. Nothing 
 distinct scores stay distinct, which is why a score given to many decimals keeps as many
 distinct rows as it has distinct values (the exactness costs that memory, never accuracy).
 
-The merged summary is sorted by its key columns, so the rows it rebuilds come in one canonical
-order whatever the sharding; the count-based bootstraps (cell tables, distinct score rows) do
-not depend on row order at all.
+The merged summary is sorted by its key columns, so its distinct rows come in one canonical
+order whatever the sharding. The checks read them directly, each with its count as a weight
+(``AuditData.weights``): nothing is expanded back into rows, so the driver holds the distinct
+rows, not the rows. The count-based bootstraps (cell tables, distinct score rows) do not
+depend on row order at all.
 """
 
 from __future__ import annotations
@@ -146,26 +148,24 @@ def log_loss(summary: Summary) -> float:
     return float(stats.weighted_mean(stats.log_loss_terms(labels, probabilities), summary.counts))
 
 
-# ---------------------------------------------------------------- rows for the checks
+# ---------------------------------------------------------------- entries for the checks
 
 
-def expand(summary: Summary, sensitive: pd.DataFrame | None = None) -> tuple[pd.DataFrame, np.ndarray, Predictions]:
-    """The rows behind the summary, in its canonical order: sensitive values, labels, predictions.
+def entries(summary: Summary, sensitive: pd.DataFrame | None = None) -> tuple[pd.DataFrame, np.ndarray, Predictions]:
+    """The distinct rows as the checks read them: sensitive values, labels, predictions.
 
-    The checks read rows; these are the same multiset of rows the local run reads, so every
-    count-based statistic and bootstrap equals the local one. ``sensitive`` (one row per
-    distinct row, e.g. the group columns with their dtypes) replaces the summary's own text.
+    One entry per distinct row, in the summary's canonical order, each standing for
+    ``summary.counts`` rows (``AuditData.weights``): the checks count with those weights, so
+    every count-based statistic and bootstrap equals the local run's without repeating a row.
+    ``sensitive`` (one row per distinct row, e.g. the group columns with their dtypes)
+    replaces the summary's own text.
     """
-    repeat = summary.counts
     keys = summary.keys
     distinct = keys[list(summary.sensitive)] if sensitive is None else sensitive
-    taken = np.repeat(np.arange(len(keys)), repeat)
-    rows = distinct.reset_index(drop=True).take(taken).reset_index(drop=True)
-    labels = np.repeat(keys[LABEL].to_numpy(np.int64), repeat)
-    decisions = np.repeat(keys[DECISION].to_numpy(np.int64), repeat)
-    scores = np.repeat(keys[SCORE].to_numpy(np.float64), repeat) if SCORE in keys else None
+    labels = keys[LABEL].to_numpy(np.int64)
+    decisions = keys[DECISION].to_numpy(np.int64)
+    scores = keys[SCORE].to_numpy(np.float64) if SCORE in keys else None
     probabilities = None
     if _probability(0) in keys:
-        columns = [keys[_probability(k)].to_numpy(np.float64) for k in range(summary.n_classes)]
-        probabilities = np.repeat(np.column_stack(columns), repeat, axis=0)
-    return rows, labels, Predictions(decisions=decisions, probabilities=probabilities, scores=scores)
+        probabilities = np.column_stack([keys[_probability(k)].to_numpy(np.float64) for k in range(summary.n_classes)])
+    return distinct.reset_index(drop=True), labels, Predictions(decisions=decisions, probabilities=probabilities, scores=scores)

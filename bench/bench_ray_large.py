@@ -1,0 +1,102 @@
+"""The 100,000,000-row decision log: generated once under /tmp, audited streaming and on Ray.
+
+``python bench/bench_ray_large.py generate DIR ROWS`` writes ROWS rows of
+:func:`tests.decision_log.decision_log` as Parquet files of 1,000,000 rows (each file its own
+seed, row groups of 250,000: four shards a file). Scores are stored to 3 decimals, as decision
+logs often store them; that is what keeps the distinct rows few.
+
+``python bench/bench_ray_large.py run DIR NAME`` audits DIR/parquet with one engine (``streaming``,
+``ray1``, ``ray2``) in this process and writes DIR/NAME.json: wall time, peak memory of the driver
+and of every process it started, the load average, and every measurement (for the equality check).
+``python bench/bench_ray_large.py compare DIR NAME...`` compares the runs' numbers.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(HERE))
+
+FILE_ROWS = 1_000_000
+ROW_GROUP = 250_000
+BATCH_ROWS = 250_000
+ENGINES = {
+    "streaming": {"batch_rows": BATCH_ROWS},
+    "ray1": {"kind": "ray", "workers": 1, "batch_rows": BATCH_ROWS},
+    "ray2": {"kind": "ray", "workers": 2, "batch_rows": BATCH_ROWS},
+}
+
+
+def generate(root: Path, rows: int) -> None:
+    from tests.decision_log import decision_log
+
+    (root / "parquet").mkdir(parents=True, exist_ok=True)
+    for k in range(rows // FILE_ROWS):
+        target = root / "parquet" / f"part-{k:05d}.parquet"
+        if target.exists():
+            continue
+        partial = target.with_suffix(".tmp")
+        decision_log(FILE_ROWS, seed=k).to_parquet(partial, row_group_size=ROW_GROUP, index=False)
+        partial.rename(target)  # a killed generator leaves no half-written shard behind
+
+
+def run(root: Path, name: str) -> None:
+    from audit import load_config, run_audit
+    from bench_ray import _peak_memory
+    from tests.decision_log import numbers, spec
+
+    config = load_config(spec(root, "parquet", engine=ENGINES[name], name=f"{name}.yaml", bootstrap=200))
+    if config.engine.kind == "ray":
+        import ray
+
+        temp = tempfile.mkdtemp(dir="/tmp", prefix="ray-large-")
+        ray.init(num_cpus=2, object_store_memory=200 * 2**20, include_dashboard=False, log_to_driver=False,
+                 configure_logging=False, _temp_dir=temp)
+    load_before = os.getloadavg()
+    start = time.perf_counter()
+    result = run_audit(config)
+    seconds = time.perf_counter() - start
+    record = {
+        "seconds": seconds,
+        "load": [load_before, os.getloadavg()],
+        "memory": _peak_memory(),
+        "rows": result.data.get("rows_read"),
+        "distinct": result.data.get("distinct_rows"),
+        "values": {json.dumps(k): v for k, v in numbers(result).items()},
+    }
+    (root / f"{name}.json").write_text(json.dumps(record, default=list))
+
+
+def compare(root: Path, names: list[str]) -> None:
+    from bench_ray import _equal
+
+    records = {name: json.loads((root / f"{name}.json").read_text()) for name in names}
+    reference = records[names[0]]["values"]
+    print("| run | rows | wall time (s) | load (start/end) | driver peak (MiB) | largest other process (MiB) | processes | equal to first? |")
+    print("|---|---|---|---|---|---|---|---|")
+    for name, record in records.items():
+        memory = record["memory"]
+        driver = next(v for k, v in memory.items() if k.startswith("driver"))
+        others = [v for k, v in memory.items() if not k.startswith("driver")]
+        load = f"{record['load'][0][0]:.1f}/{record['load'][1][0]:.1f}"
+        print(f"| {name} | {record['rows']:,} | {record['seconds']:.0f} | {load} | {driver:.0f} | "
+              f"{max(others, default=0):.0f} | {len(memory)} | {_equal(reference, record['values'])} |")
+    print(f"\nDistinct rows in the merged summary: {records[names[0]]['distinct']:,}")
+
+
+if __name__ == "__main__":
+    command, folder = sys.argv[1], Path(sys.argv[2])
+    if command == "generate":
+        generate(folder, int(sys.argv[3]))
+    elif command == "run":
+        run(folder, sys.argv[3])
+    else:
+        compare(folder, sys.argv[3:])
