@@ -38,6 +38,15 @@ def test_merged_shards_equal_the_whole_in_any_order(log):
     assert merged.n == len(log) and merged.rows_read == len(log)
 
 
+@pytest.mark.parametrize("fan_in", [2, 3, 100])
+def test_a_running_merge_equals_the_merge_of_all(log, fan_in):
+    parts = [_summary(part) for part in split(log, 7)]
+    streamed, whole = summaries.merge_stream(iter(parts), fan_in=fan_in), summaries.merge(parts)
+    pd.testing.assert_frame_equal(streamed.keys, whole.keys)
+    np.testing.assert_array_equal(streamed.counts, whole.counts)
+    assert streamed.rows_read == whole.rows_read == len(log)
+
+
 def test_cell_tables_from_a_summary_equal_the_row_tables(log):
     merged = summaries.merge(_summary(part) for part in split(log, 5))
     coded, tables = summaries.cell_tables(merged)

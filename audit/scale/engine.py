@@ -47,16 +47,16 @@ def build_context(config: AuditConfig) -> AuditContext:
         from audit.scale import ray_engine  # Ray is an optional extra: imported only when asked for
 
         parts = ray_engine.summaries(config, shards)
-    else:
-        parts = [summarize_shard(config, shard) for shard in shards]
-    merged = summaries.merge(parts)
+    else:  # a running merge: one batch and the running summary in memory, whatever the number of shards
+        parts = (summarize_shard(config, shard) for shard in shards)
+    merged = summaries.merge_stream(parts)
     return context_from_summary(config, merged, shards)
 
 
 def summarize_shard(config: AuditConfig, shard: Shard) -> Summary:
     """Read one shard batch by batch and merge the batches' summaries."""
     batch_rows = config.engine.batch_rows or DEFAULT_BATCH_ROWS
-    return summaries.merge(summarize_batch(config, frame) for frame in read_batches(config.data, shard, batch_rows))
+    return summaries.merge_stream(summarize_batch(config, frame) for frame in read_batches(config.data, shard, batch_rows))
 
 
 # ---------------------------------------------------------------- shards and batches

@@ -89,6 +89,21 @@ def merge(summaries: Iterable[Summary]) -> Summary:
     )
 
 
+def merge_stream(summaries: Iterable[Summary], *, fan_in: int = 16) -> Summary:
+    """Merge summaries as they come, holding at most ``fan_in`` of them at once.
+
+    The same summary as :func:`merge` over all of them (integer counts, sorted keys), but the
+    memory is bounded by ``fan_in`` times the distinct rows, never by the number of shards:
+    what lets the local streaming engine hold one batch and the running summary.
+    """
+    pending: list[Summary] = []
+    for part in summaries:
+        pending.append(part)
+        if len(pending) >= fan_in:
+            pending = [merge(pending)]
+    return merge(pending)
+
+
 def _reduced(frame: pd.DataFrame, sensitive: tuple[str, ...], n_classes: int, read: int, kept: int) -> Summary:
     keys = [c for c in frame.columns if c != COUNT]
     if len(frame) == 0:

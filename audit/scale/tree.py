@@ -1,0 +1,40 @@
+"""Merge the shards' summaries on the cluster, pairwise in tasks: a reduction tree.
+
+Merging every summary on the driver costs the driver the sum of all their sizes (shards x
+distinct rows per shard) in one group-by; the tree merges pairs in Ray tasks, round after
+round, so each task holds two summaries (each bounded by the distinct rows of the whole data)
+and the driver receives one. The result is the same summary to the last bit: the merge adds
+integer counts and sorts the keys, so neither the pairing nor the order matters.
+"""
+
+from __future__ import annotations
+
+import pickle
+
+from audit.scale import summaries
+from audit.scale.summaries import Summary
+
+
+def merged_on_cluster(ray, blocks: list, *, num_cpus: float = 1.0) -> Summary:
+    """One summary from ``blocks`` (Ray object refs to arrays of pickled summaries), merged pairwise.
+
+    ``ceil(log2(len(blocks)))`` rounds; each round's tasks run in parallel.
+    """
+    merge_pair = ray.remote(num_cpus=num_cpus)(_merge_pair)
+    level = list(blocks)
+    if len(level) == 1:
+        level = [merge_pair.remote(level[0])]
+    while len(level) > 1:
+        level = [merge_pair.remote(*level[k : k + 2]) for k in range(0, len(level), 2)]
+    return pickle.loads(ray.get(level[0]))
+
+
+def _merge_pair(*blocks) -> bytes:
+    """Merge the summaries in one or two blocks (an array of pickled summaries, or one merged summary)."""
+    parts: list[Summary] = []
+    for block in blocks:
+        if isinstance(block, bytes):
+            parts.append(pickle.loads(block))
+        else:
+            parts.extend(pickle.loads(item) for item in block)
+    return pickle.dumps(summaries.merge(parts))
