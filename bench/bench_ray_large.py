@@ -60,12 +60,15 @@ def run(root: Path, name: str) -> None:
         temp = tempfile.mkdtemp(dir="/tmp", prefix="ray-large-")
         ray.init(num_cpus=2, object_store_memory=200 * 2**20, include_dashboard=False, log_to_driver=False,
                  configure_logging=False, _temp_dir=temp)
+    merge_seconds = _time_merges()
     load_before = os.getloadavg()
     start = time.perf_counter()
     result = run_audit(config)
     seconds = time.perf_counter() - start
     record = {
         "seconds": seconds,
+        "merge_seconds": merge_seconds[0],
+        "check_seconds": result.provenance.get("check_seconds"),
         "load": [load_before, os.getloadavg()],
         "memory": _peak_memory(),
         "rows": result.data.get("rows_read"),
@@ -73,6 +76,26 @@ def run(root: Path, name: str) -> None:
         "values": {json.dumps(k): v for k, v in numbers(result).items()},
     }
     (root / f"{name}.json").write_text(json.dumps(record, default=list))
+
+
+def _time_merges() -> list[float]:
+    """Wrap the driver's merges (a running merge, or waiting for the cluster's tree) to add up their time."""
+    from audit.scale import summaries, tree
+
+    spent = [0.0]
+
+    def timed(function):
+        def wrapper(*args, **kwargs):
+            start = time.perf_counter()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                spent[0] += time.perf_counter() - start
+        return wrapper
+
+    summaries.merge = timed(summaries.merge)
+    tree.merged_on_cluster = timed(tree.merged_on_cluster)
+    return spent
 
 
 def compare(root: Path, names: list[str]) -> None:

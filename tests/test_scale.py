@@ -7,6 +7,7 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 from sklearn.metrics import average_precision_score, log_loss, roc_auc_score
 
 from audit import groups, load_config, run_audit
@@ -104,6 +105,31 @@ def test_streaming_equals_the_local_run(shards, local_result, source, batch_rows
     assert result.data["rows_read"] == local_result.data["rows_read"] == 4000
     assert result.data["rows_used"] == local_result.data["rows_used"]
     assert result.data["engine"] == "local streaming"
+
+
+def multiclass_spec(root, path: str, *, engine: dict | None = None, name: str = "multi.yaml"):
+    """The decision log as a three-class grading: a 'grade' decision column against a 'truth' label."""
+    raw = yaml.safe_load(spec(root, path, engine=engine, name=name).read_text())
+    raw["data"]["label"] = {"column": "truth", "classes": ["low", "mid", "high"]}
+    raw["model"] = {"kind": "predictions", "decision_column": "grade"}
+    (root / name).write_text(yaml.safe_dump(raw, sort_keys=False))
+    return root / name
+
+
+def graded(frame: pd.DataFrame, seed: int) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    grade = np.select([frame.score > 0.7, frame.score > 0.4], ["high", "mid"], "low")
+    truth = np.where(rng.random(len(frame)) < 0.7, grade, rng.choice(["low", "mid", "high"], len(frame)))
+    return frame.assign(grade=grade, truth=truth)
+
+
+def test_streaming_multiclass_equals_the_local_run(tmp_path):
+    paths = write_shards(graded(decision_log(3000, seed=5), 5), tmp_path)
+    local = run_audit(load_config(multiclass_spec(tmp_path, paths["whole"], name="local.yaml")))
+    streamed = run_audit(load_config(multiclass_spec(tmp_path, paths["parquet"], engine={"batch_rows": 300})))
+    assert_same_numbers(local, streamed)
+    per_class = [m for m in streamed.measurements if m.check == "fairness" and m.params.get("class") == "mid"]
+    assert per_class and any(m.ci is not None for m in per_class)
 
 
 @pytest.mark.parametrize(

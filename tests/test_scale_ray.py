@@ -18,7 +18,7 @@ from audit import load_config, run_audit
 from audit.cli import main
 from audit.scale import engine, ray_engine, summaries, tree
 from tests.decision_log import assert_same_numbers, decision_log, spec, split, write_shards
-from tests.test_scale import _summary
+from tests.test_scale import _summary, graded, multiclass_spec
 
 ray = pytest.importorskip("ray")
 
@@ -54,6 +54,13 @@ def test_multi_shard_predictions_spec_equals_the_local_run(shards, workers):
     assert_same_numbers(local, sharded)
     assert sharded.data["engine"] == "ray" and sharded.data["shards"] == 9
     assert sharded.data["rows_read"] == local.data["rows_read"] == 3000
+
+
+def test_multiclass_spec_on_ray_equals_the_local_run(tmp_path):
+    paths = write_shards(graded(decision_log(2000, seed=6), 6), tmp_path)
+    local = run_audit(load_config(multiclass_spec(tmp_path, paths["whole"], name="local.yaml")))
+    engine = {"kind": "ray", "workers": 2, "batch_rows": 300}
+    assert_same_numbers(local, run_audit(load_config(multiclass_spec(tmp_path, paths["parquet"], engine=engine))))
 
 
 @pytest.mark.parametrize("blocks", [1, 2, 5])
