@@ -68,7 +68,7 @@ def _write_log(root: Path) -> None:
 
 
 def _parts(rows: int) -> None:
-    """The costs a cluster projection needs: one batch's summary, the merge, the rebuild, the checks."""
+    """The costs a cluster projection needs: one batch's summary, the merge, the context the checks read."""
     from audit import load_config
     from audit.scale import engine, summaries
     from tests.decision_log import decision_log, spec, split
@@ -92,7 +92,7 @@ def _parts(rows: int) -> None:
     print("| part | seconds |\n|---|---|")
     print(f"| summarize, per 1M rows (one process) | {per_row * 1e6:.2f} |")
     print(f"| merge {len(parts)} summaries ({sum(p.counts.size for p in parts):,} distinct rows in, {merged.counts.size:,} out) | {merge:.3f} |")
-    print(f"| rebuild {rows:,} rows from the merged summary | {rebuild:.2f} |")
+    print(f"| the checks' context from the merged summary ({merged.counts.size:,} weighted entries, no rows rebuilt) | {rebuild:.2f} |")
 
 
 def _spec_name(name: str) -> str:
@@ -174,9 +174,9 @@ def _equal(reference: dict, values: dict) -> str:
     if reference.keys() != values.keys():
         return "no: different measurements"
     worst = 0.0
-    for key, (value, ci, n, note) in reference.items():
+    for key, (value, ci, n, *words) in reference.items():
         other = values[key]
-        if n != other[2] or note != other[3]:
+        if n != other[2] or words != list(other[3:]):
             return f"no: {key}"
         for a, b in zip([value, *(ci or [])], [other[0], *(other[1] or [])]):
             if a is not None and b is not None and a == a:

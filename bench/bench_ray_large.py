@@ -8,7 +8,9 @@ logs often store them; that is what keeps the distinct rows few.
 ``python bench/bench_ray_large.py run DIR NAME`` audits DIR/parquet with one engine (``streaming``,
 ``ray1``, ``ray2``) in this process and writes DIR/NAME.json: wall time, peak memory of the driver
 and of every process it started, the load average, and every measurement (for the equality check).
-``python bench/bench_ray_large.py compare DIR NAME...`` compares the runs' numbers.
+``python bench/bench_ray_large.py compare DIR NAME...`` compares the runs' numbers, and
+``python bench/bench_ray_large.py parts DIR K`` times the parts a cluster projection needs on K
+shards: one shard's summary, merges of two summaries (a tree's step) and of 16 (the local one).
 """
 
 from __future__ import annotations
@@ -98,6 +100,36 @@ def _time_merges() -> list[float]:
     return spent
 
 
+def parts(root: Path, count: int) -> None:
+    """The costs a cluster projection needs, in this process: one shard's summary, a merge of two."""
+    from audit import load_config
+    from audit.scale import engine, summaries
+    from tests.decision_log import spec
+
+    config = load_config(spec(root, "parquet", engine=ENGINES["streaming"], name="parts.yaml", bootstrap=200))
+    shards = engine.list_shards(config.data)[:count]
+    start = time.perf_counter()
+    made = [engine.summarize_shard(config, shard) for shard in shards]
+    per_shard = (time.perf_counter() - start) / len(made)
+    halves = [summaries.merge(made[: count // 2]), summaries.merge(made[count // 2 :])]
+    pair = _best(lambda: summaries.merge(made[:2]))
+    top = _best(lambda: summaries.merge(halves))
+    fold = _best(lambda: summaries.merge(made[:16]))
+    print(f"| summarize one shard of {ROW_GROUP:,} rows (read, filter, encode, group-by) | {per_shard:.3f} s |")
+    print(f"| merge two shard summaries ({made[0].counts.size:,} + {made[1].counts.size:,} distinct rows) | {pair:.3f} s |")
+    print(f"| merge two merged summaries ({halves[0].counts.size:,} + {halves[1].counts.size:,}: a tree's top) | {top:.3f} s |")
+    print(f"| merge 16 shard summaries at once (the local running merge's step) | {fold:.3f} s |")
+
+
+def _best(function, repeat: int = 3) -> float:
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        function()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
 def compare(root: Path, names: list[str]) -> None:
     from bench_ray import _equal
 
@@ -121,5 +153,7 @@ if __name__ == "__main__":
         generate(folder, int(sys.argv[3]))
     elif command == "run":
         run(folder, sys.argv[3])
+    elif command == "parts":
+        parts(folder, int(sys.argv[3]))
     else:
         compare(folder, sys.argv[3:])

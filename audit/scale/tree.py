@@ -2,14 +2,15 @@
 
 Merging every summary on the driver costs the driver the sum of all their sizes (shards x
 distinct rows per shard) in one group-by; the tree merges pairs in Ray tasks, round after
-round, so each task holds two summaries (each bounded by the distinct rows of the whole data)
-and the driver receives one. The result is the same summary to the last bit: the merge adds
-integer counts and sorts the keys, so neither the pairing nor the order matters.
+round, so each task holds a few summaries at a time (each bounded by the distinct rows of the
+whole data) and the driver receives one. The result is the same summary to the last bit: the
+merge adds integer counts and sorts the keys, so neither the pairing nor the order matters.
 """
 
 from __future__ import annotations
 
 import pickle
+from collections.abc import Iterator
 
 from audit.scale import summaries
 from audit.scale.summaries import Summary
@@ -30,11 +31,17 @@ def merged_on_cluster(ray, blocks: list, *, num_cpus: float = 1.0) -> Summary:
 
 
 def _merge_pair(*blocks) -> bytes:
-    """Merge the summaries in one or two blocks (an array of pickled summaries, or one merged summary)."""
-    parts: list[Summary] = []
+    """Merge the summaries in one or two blocks (an array of pickled summaries, or one merged summary).
+
+    A running merge (:func:`summaries.merge_stream`): a block may hold many shards' summaries,
+    and merging them all at once would hold all of them in the task's memory.
+    """
+    return pickle.dumps(summaries.merge_stream(_unpickled(blocks)))
+
+
+def _unpickled(blocks) -> Iterator[Summary]:
     for block in blocks:
         if isinstance(block, bytes):
-            parts.append(pickle.loads(block))
+            yield pickle.loads(block)
         else:
-            parts.extend(pickle.loads(item) for item in block)
-    return pickle.dumps(summaries.merge(parts))
+            yield from (pickle.loads(item) for item in block)
