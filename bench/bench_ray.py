@@ -160,14 +160,16 @@ def _print(results: dict[str, dict]) -> None:
     print("| run | wall time (s) | driver peak (MiB) | largest other process (MiB) | processes | equal to local? |")
     print("|---|---|---|---|---|---|")
     for name, record in results.items():
-        memory = record["memory"]
-        driver = next(v for k, v in memory.items() if k.startswith("driver"))
-        others = [v for k, v in memory.items() if not k.startswith("driver")]
-        print(
-            f"| {name} | {record['seconds']:.1f} | {driver:.0f} | {max(others, default=0):.0f} | {len(memory)} "
-            f"| {_equal(reference, record['values'])} |"
-        )
+        driver, largest, processes = memory_columns(record["memory"])
+        print(f"| {name} | {record['seconds']:.1f} | {driver:.0f} | {largest:.0f} | {processes} | {_equal(reference, record['values'])} |")
     print(f"\nDistinct rows in the merged summary: {results['local streaming']['distinct']:,}")
+
+
+def memory_columns(memory: dict[str, float]) -> tuple[float, float, int]:
+    """The driver's peak MiB, the largest other process's, and how many processes ran."""
+    driver = next(v for k, v in memory.items() if k.startswith("driver"))
+    others = [v for k, v in memory.items() if not k.startswith("driver")]
+    return driver, max(others, default=0.0), len(memory)
 
 
 def _equal(reference: dict, values: dict) -> str:

@@ -112,38 +112,30 @@ def parts(root: Path, count: int) -> None:
     made = [engine.summarize_shard(config, shard) for shard in shards]
     per_shard = (time.perf_counter() - start) / len(made)
     halves = [summaries.merge(made[: count // 2]), summaries.merge(made[count // 2 :])]
-    pair = _best(lambda: summaries.merge(made[:2]))
-    top = _best(lambda: summaries.merge(halves))
-    fold = _best(lambda: summaries.merge(made[:16]))
+    from bench_group_scores import best
+
+    pair = best(lambda: summaries.merge(made[:2]))
+    top = best(lambda: summaries.merge(halves))
+    fold = best(lambda: summaries.merge(made[:16]))
     print(f"| summarize one shard of {ROW_GROUP:,} rows (read, filter, encode, group-by) | {per_shard:.3f} s |")
     print(f"| merge two shard summaries ({made[0].counts.size:,} + {made[1].counts.size:,} distinct rows) | {pair:.3f} s |")
     print(f"| merge two merged summaries ({halves[0].counts.size:,} + {halves[1].counts.size:,}: a tree's top) | {top:.3f} s |")
     print(f"| merge 16 shard summaries at once (the local running merge's step) | {fold:.3f} s |")
 
 
-def _best(function, repeat: int = 3) -> float:
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - start)
-    return min(times)
-
-
 def compare(root: Path, names: list[str]) -> None:
-    from bench_ray import _equal
+    from bench_ray import _equal, memory_columns
 
     records = {name: json.loads((root / f"{name}.json").read_text()) for name in names}
     reference = records[names[0]]["values"]
-    print("| run | rows | wall time (s) | load (start/end) | driver peak (MiB) | largest other process (MiB) | processes | equal to first? |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| run | rows | wall time (s) | merge (s) | load (start/end) | driver peak (MiB) | largest other process (MiB) "
+          "| processes | equal to first? |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for name, record in records.items():
-        memory = record["memory"]
-        driver = next(v for k, v in memory.items() if k.startswith("driver"))
-        others = [v for k, v in memory.items() if not k.startswith("driver")]
+        driver, largest, processes = memory_columns(record["memory"])
         load = f"{record['load'][0][0]:.1f}/{record['load'][1][0]:.1f}"
-        print(f"| {name} | {record['rows']:,} | {record['seconds']:.0f} | {load} | {driver:.0f} | "
-              f"{max(others, default=0):.0f} | {len(memory)} | {_equal(reference, record['values'])} |")
+        print(f"| {name} | {record['rows']:,} | {record['seconds']:.0f} | {record['merge_seconds']:.1f} | {load} | "
+              f"{driver:.0f} | {largest:.0f} | {processes} | {_equal(reference, record['values'])} |")
     print(f"\nDistinct rows in the merged summary: {records[names[0]]['distinct']:,}")
 
 
