@@ -101,7 +101,8 @@ def merge_stream(summaries: Iterable[Summary], *, fan_in: int = 16) -> Summary:
         pending.append(part)
         if len(pending) >= fan_in:
             pending = [merge(pending)]
-    return merge(pending)
+    # one summary is already merged (reduced and sorted): regrouping it would only cost time
+    return pending[0] if len(pending) == 1 else merge(pending)
 
 
 def _reduced(frame: pd.DataFrame, sensitive: tuple[str, ...], n_classes: int, read: int, kept: int) -> Summary:
