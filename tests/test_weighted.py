@@ -178,3 +178,20 @@ def test_ll144_tables_from_weighted_entries_equal_the_rows(method):
         return [m.to_dict() for m in found]
 
     assert measured(distinct, distinct["count"].to_numpy()) == measured(frame, None)
+
+
+def test_weighted_median_is_the_median_of_the_repeated_rows():
+    rng = np.random.default_rng(11)
+    for _ in range(300):
+        values = rng.integers(0, 6, rng.integers(1, 9)).astype(float)
+        weights = rng.integers(0, 4, values.size)
+        if weights.sum():
+            assert stats.weighted_median(values, weights) == np.median(np.repeat(values, weights))
+
+
+def test_weighted_counts_refuse_what_float64_cannot_count():
+    from audit.groups import weighted_bincount
+
+    assert weighted_bincount(np.array([0, 1, 1]), np.array([2**40, 3, 4]), 2).tolist() == [2**40, 7]
+    with pytest.raises(ValueError, match="2\\*\\*53"):
+        weighted_bincount(np.array([0, 1]), np.array([2**52, 2**52]), 2)
