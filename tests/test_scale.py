@@ -132,6 +132,17 @@ def test_streaming_multiclass_equals_the_local_run(tmp_path):
     assert per_class and any(m.ci is not None for m in per_class)
 
 
+def test_one_label_class_warns_as_the_local_run_does(shards):
+    root, paths = shards
+    results = []
+    for name, path, engine in (("one-local.yaml", paths["whole"], None), ("one-stream.yaml", paths["parquet"], {"batch_rows": 500})):
+        target = spec(root, path, engine=engine, name=name)
+        target.write_text(target.read_text().replace("filter: age >= 21", "filter: label == 1"))
+        results.append(run_audit(load_config(target)))
+    assert any("every label is class '1'" in w for w in results[1].warnings)
+    assert_same_numbers(*results)
+
+
 @pytest.mark.parametrize(
     ("engine", "message"),
     [

@@ -160,7 +160,7 @@ def context_from_summary(config: AuditConfig, merged: Summary, shards: list[Shar
     spec = config.data
     if merged.n == 0:
         raise DataError(f"data.filter {spec.filter!r} keeps no rows", hint="loosen the filter")
-    # group rules and dtypes are settled on the distinct rows, then the rows are rebuilt from them
+    # group rules and dtypes are settled on the distinct rows, which the checks then read as they are
     groups_of_keys = _restore_groups(merged.keys[list(merged.sensitive)], spec, config.checks.fairness.max_groups)
     sensitive, labels, predictions = summaries.entries(merged, groups_of_keys)
     data = AuditData(
