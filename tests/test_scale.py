@@ -10,7 +10,7 @@ import pytest
 import yaml
 from sklearn.metrics import average_precision_score, log_loss, roc_auc_score
 
-from audit import groups, load_config, run_audit
+from audit import groups, load_config, run_audit, score_stats, stats
 from audit.cli import main
 from audit.context import Predictions
 from audit.errors import ConfigError
@@ -48,9 +48,11 @@ def test_a_running_merge_equals_the_merge_of_all(log, fan_in):
     assert streamed.rows_read == whole.rows_read == len(log)
 
 
-def test_cell_tables_from_a_summary_equal_the_row_tables(log):
+def test_cell_tables_from_weighted_entries_equal_the_row_tables(log):
     merged = summaries.merge(_summary(part) for part in split(log, 5))
-    coded, tables = summaries.cell_tables(merged)
+    sensitive, labels, predictions = summaries.entries(merged)
+    coded = groups.code_cells(sensitive)
+    tables = groups.cell_tables(coded, labels, predictions.decisions, 2, merged.counts)
     row_cells = groups.code_cells(log[["region", "sex"]].reset_index(drop=True))
     expected = groups.cell_tables(row_cells, log.label.to_numpy(), log.approved.to_numpy(), 2)
     pd.testing.assert_frame_equal(coded.values, row_cells.values)
@@ -62,14 +64,19 @@ def test_cell_tables_from_a_summary_equal_the_row_tables(log):
     assert tables[index, 1, 1] == int(((north_f.label == 1) & (north_f.approved == 1)).sum())
 
 
-def test_score_statistics_from_a_summary_equal_scikit_learn(log):
+def test_score_statistics_from_weighted_entries_equal_scikit_learn(log):
     merged = summaries.merge(_summary(part) for part in split(log, 4))
-    assert summaries.roc_auc(merged, 1) == pytest.approx(roc_auc_score(log.label, log.score), abs=1e-12)
-    assert summaries.average_precision(merged, 1) == pytest.approx(average_precision_score(log.label, log.score), abs=1e-12)
-    assert summaries.log_loss(merged) == pytest.approx(log_loss(log.label, log.score), abs=1e-12)
-    west = (merged.keys.region == "west").to_numpy()
+    sensitive, labels, predictions = summaries.entries(merged)
+    west = (sensitive.region == "west").to_numpy().astype(np.int64)  # cell 1: west, cell 0: the rest
+    losses = stats.log_loss_terms(labels, predictions.probabilities)
+    units = score_stats.collapse(predictions.scores, labels == 1, west, losses, merged.counts)
+    overall = score_stats.group_statistics(units, np.zeros(2, dtype=np.int64), 1, 10).values
+    assert overall["roc_auc"][0] == pytest.approx(roc_auc_score(log.label, log.score), abs=1e-12)
+    assert overall["average_precision"][0] == pytest.approx(average_precision_score(log.label, log.score), abs=1e-12)
+    assert overall["log_loss"][0] == pytest.approx(log_loss(log.label, log.score), abs=1e-12)
+    by_region = score_stats.group_statistics(units, np.array([0, 1]), 2, 10).values
     rows = log[log.region == "west"]
-    assert summaries.roc_auc(merged, 1, west) == pytest.approx(roc_auc_score(rows.label, rows.score), abs=1e-12)
+    assert by_region["roc_auc"][1] == pytest.approx(roc_auc_score(rows.label, rows.score), abs=1e-12)
 
 
 def test_weighted_entries_are_the_same_multiset(log):

@@ -25,7 +25,6 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from audit import groups, stats
 from audit.context import Predictions
 
 LABEL, DECISION, SCORE = "__label", "__decision", "__score"
@@ -111,57 +110,6 @@ def _reduced(frame: pd.DataFrame, sensitive: tuple[str, ...], n_classes: int, re
         return Summary(frame[keys], np.zeros(0, dtype=np.int64), sensitive, n_classes, read, kept)
     summed = frame.groupby(keys, sort=True, dropna=False)[COUNT].sum().reset_index()
     return Summary(summed[keys], summed[COUNT].to_numpy(np.int64), sensitive, n_classes, read, kept)
-
-
-# ---------------------------------------------------------------- statistics straight from a summary
-
-
-def cells(summary: Summary) -> groups.Cells:
-    """The sensitive cells of the summary's distinct rows (codes index the distinct rows)."""
-    return groups.code_cells(summary.keys[list(summary.sensitive)])
-
-
-def cell_tables(summary: Summary) -> tuple[groups.Cells, np.ndarray]:
-    """(cells, C, C) integer confusion counts, the table :func:`groups.cell_tables` gives on the rows.
-
-    A weighted bincount over the distinct rows: each adds its count to its cell's (label,
-    decision) entry. Counts up to 2**53 are exact in float64, and the result is cast back.
-    """
-    coded = cells(summary)
-    c = summary.n_classes
-    index = coded.codes * c * c + summary.keys[LABEL].to_numpy() * c + summary.keys[DECISION].to_numpy()
-    flat = np.bincount(index, weights=summary.counts, minlength=coded.count * c * c)
-    return coded, np.rint(flat).astype(np.int64).reshape(coded.count, c, c)
-
-
-def score_table(summary: Summary, positive_index: int, rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Sorted unique scores (highest first) with their positive and negative counts.
-
-    ``rows`` (a boolean mask over the distinct rows) restricts the table to one group.
-    """
-    keys = summary.keys if rows is None else summary.keys[rows]
-    counts = summary.counts if rows is None else summary.counts[rows]
-    positive = keys[LABEL].to_numpy() == positive_index
-    frame = pd.DataFrame({"score": keys[SCORE].to_numpy(), "positive": np.where(positive, counts, 0), "negative": np.where(positive, 0, counts)})
-    table = frame.groupby("score", sort=True).sum().iloc[::-1]
-    return table.index.to_numpy(), table["positive"].to_numpy(), table["negative"].to_numpy()
-
-
-def roc_auc(summary: Summary, positive_index: int, rows: np.ndarray | None = None) -> float:
-    _, positives, negatives = score_table(summary, positive_index, rows)
-    return float(stats.roc_auc_from_table(positives, negatives))
-
-
-def average_precision(summary: Summary, positive_index: int, rows: np.ndarray | None = None) -> float:
-    _, positives, negatives = score_table(summary, positive_index, rows)
-    return float(stats.average_precision_from_table(positives, negatives))
-
-
-def log_loss(summary: Summary) -> float:
-    """Mean log loss over the rows, each distinct row weighted by its count."""
-    labels = summary.keys[LABEL].to_numpy()
-    probabilities = np.column_stack([summary.keys[_probability(k)].to_numpy() for k in range(summary.n_classes)])
-    return float(stats.weighted_mean(stats.log_loss_terms(labels, probabilities), summary.counts))
 
 
 # ---------------------------------------------------------------- entries for the checks
