@@ -185,11 +185,7 @@ def context_from_summary(config: AuditConfig, merged: Summary, shards: list[Shar
         },
         weights=merged.counts,
     )
-    ctx = AuditContext(config=config, data=data, predictions=predictions)
-    from audit.runner import _warn_one_class  # the local run's warning; runner imports this module lazily
-
-    _warn_one_class(ctx)
-    return ctx
+    return AuditContext(config=config, data=data, predictions=predictions)
 
 
 def _restore_groups(sensitive: pd.DataFrame, spec: TabularData, max_groups: int) -> pd.DataFrame:

@@ -10,36 +10,39 @@ merge adds integer counts and sorts the keys, so neither the pairing nor the ord
 from __future__ import annotations
 
 import pickle
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
 
 from audit.scale import summaries
-from audit.scale.summaries import Summary
 
 
-def merged_on_cluster(ray, blocks: list, *, num_cpus: float = 1.0) -> Summary:
+def merged_on_cluster(ray, blocks: list, *, merge: Callable[[Iterable[Any]], Any] = summaries.merge_stream,
+                      num_cpus: float = 1.0) -> Any:
     """One summary from ``blocks`` (Ray object refs to arrays of pickled summaries), merged pairwise.
 
-    ``ceil(log2(len(blocks)))`` rounds; each round's tasks run in parallel.
+    ``ceil(log2(len(blocks)))`` rounds; each round's tasks run in parallel. ``merge`` folds an
+    iterable of summaries into one (a module-level function, so that Ray can send it to the
+    tasks): :func:`summaries.merge_stream` by default, or any exact merge of mergeable parts.
     """
     merge_pair = ray.remote(num_cpus=num_cpus)(_merge_pair)
     level = list(blocks)
     if len(level) == 1:
-        level = [merge_pair.remote(level[0])]
+        level = [merge_pair.remote(merge, level[0])]
     while len(level) > 1:
-        level = [merge_pair.remote(*level[k : k + 2]) for k in range(0, len(level), 2)]
+        level = [merge_pair.remote(merge, *level[k : k + 2]) for k in range(0, len(level), 2)]
     return pickle.loads(ray.get(level[0]))
 
 
-def _merge_pair(*blocks) -> bytes:
+def _merge_pair(merge: Callable[[Iterable[Any]], Any], *blocks) -> bytes:
     """Merge the summaries in one or two blocks (an array of pickled summaries, or one merged summary).
 
-    A running merge (:func:`summaries.merge_stream`): a block may hold many shards' summaries,
-    and merging them all at once would hold all of them in the task's memory.
+    A running merge (:func:`summaries.merge_stream` by default): a block may hold many shards'
+    summaries, and merging them all at once would hold all of them in the task's memory.
     """
-    return pickle.dumps(summaries.merge_stream(_unpickled(blocks)))
+    return pickle.dumps(merge(_unpickled(blocks)))
 
 
-def _unpickled(blocks) -> Iterator[Summary]:
+def _unpickled(blocks) -> Iterator[Any]:
     for block in blocks:
         if isinstance(block, bytes):
             yield pickle.loads(block)
