@@ -6,6 +6,7 @@ One Ray session for the module, small enough for a 2-core container: the object 
 
 from __future__ import annotations
 
+import functools
 import os
 import pickle
 from pathlib import Path
@@ -63,16 +64,40 @@ def test_multiclass_spec_on_ray_equals_the_local_run(tmp_path):
     assert_same_numbers(local, run_audit(load_config(multiclass_spec(tmp_path, paths["parquet"], engine=engine))))
 
 
-@pytest.mark.parametrize("blocks", [1, 2, 5])
-def test_the_tree_merge_on_the_cluster_equals_the_driver_merge(blocks):
+def _blocks_of_summaries(blocks: int) -> tuple[list, summaries.Summary]:
     parts = [_summary(part) for part in split(decision_log(2000, seed=4), 7)]
-    expected = summaries.merge(parts)
     refs = [ray.put(np.array([pickle.dumps(parts[i]) for i in chunk], dtype=object))
             for chunk in np.array_split(np.arange(len(parts)), blocks)]
-    merged = tree.merged_on_cluster(ray, refs, num_cpus=0.5)
+    return refs, summaries.merge(parts)
+
+
+def _assert_same_summary(merged: summaries.Summary, expected: summaries.Summary) -> None:
     pd.testing.assert_frame_equal(merged.keys, expected.keys)
     np.testing.assert_array_equal(merged.counts, expected.counts)
     assert (merged.rows_read, merged.rows_after_filter) == (expected.rows_read, expected.rows_after_filter) == (2000, 2000)
+
+
+@pytest.mark.parametrize("blocks", [1, 2, 5])
+def test_the_tree_merge_on_the_cluster_equals_the_driver_merge(blocks):
+    refs, expected = _blocks_of_summaries(blocks)
+    _assert_same_summary(tree.merged_on_cluster(ray, refs, num_cpus=0.5), expected)
+
+
+def _merge_dying_once(marker: str, parts):
+    """A merge whose first call anywhere kills its worker process."""
+    try:
+        Path(marker).touch(exist_ok=False)
+    except FileExistsError:
+        return summaries.merge_stream(parts)
+    os._exit(1)
+
+
+def test_a_merge_task_killed_mid_tree_is_retried_and_the_summary_is_unchanged(tmp_path):
+    refs, expected = _blocks_of_summaries(5)
+    marker = tmp_path / "merge-died"
+    merged = tree.merged_on_cluster(ray, refs, merge=functools.partial(_merge_dying_once, str(marker)), num_cpus=0.5)
+    assert marker.exists()  # one merge task did die
+    _assert_same_summary(merged, expected)
 
 
 def test_the_driver_receives_one_merged_summary(shards):
