@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from audit import stats
+from audit import sampling, stats
 from audit.context import AuditContext
 from audit.errors import CheckError
 from audit.results import Measurement, Reason
@@ -215,11 +215,14 @@ def run_token_attributions(ctx: AuditContext) -> list[Measurement]:
     section = ctx.config.checks.token_attributions
     texts = texts_of(ctx)
     rng = np.random.default_rng([ctx.seed, 14])
-    sample = np.sort(rng.choice(ctx.data.n, size=min(section.rows, ctx.data.n), replace=False))
+    row_ids = sampling.ids_of(ctx.data)
+    # the rows with the smallest seeded hashes of their row ids (nested: the costly methods' are among them)
+    sample = sampling.sorted_sample(row_ids, ctx.seed, "text_explanations", section.rows)
+    costly = sampling.sorted_sample(row_ids, ctx.seed, "text_explanations", min(section.costly_rows, section.rows))
     targets = _explained_class(ctx)
     found, batches = {}, {}
     for name in section.methods:
-        rows = sample[: section.costly_rows] if name in attr.COSTLY else sample
+        rows = costly if name in attr.COSTLY else sample
         batches[name] = attr.text_batch(ctx.model, [texts[r] for r in rows], rows, targets[rows])
         found[name] = attr.explain(ctx.model, name, batches[name], steps=section.steps, seed=ctx.seed)
     primary = section.methods[0]
@@ -324,6 +327,13 @@ def _agreement(first: str, second: str, a_words, b_words) -> Measurement:
                        status=None if values else "undefined", reason=None if values else Reason.NO_ROWS)
 
 
+def text_worst_errors(ctx, count: int) -> np.ndarray:
+    """Positions of the wrong decisions farthest from the threshold (ties: smaller row id first)."""
+    wrong = np.flatnonzero(ctx.predictions.decisions != ctx.data.labels)
+    confidence_in_error = np.abs(ctx.predictions.scores[wrong] - ctx.config.model.threshold)
+    return wrong[sampling.smallest(-confidence_in_error, sampling.ids_of(ctx.data)[wrong], count)]
+
+
 def _highlights(ctx, method: str, texts: list[str], targets: np.ndarray, section) -> list[Measurement]:
     """Word attributions of the worst errors and the least certain texts, for the report."""
     from audit.text import attributions as attr
@@ -332,19 +342,20 @@ def _highlights(ctx, method: str, texts: list[str], targets: np.ndarray, section
         return []
     scores = ctx.predictions.scores
     positive = ctx.data.labels == ctx.data.positive_index
-    wrong = np.flatnonzero((ctx.predictions.decisions != ctx.data.labels))
-    confidence_in_error = np.abs(scores[wrong] - ctx.config.model.threshold)
-    chosen = [(int(r), "worst error") for r in wrong[np.argsort(-confidence_in_error, kind="stable")][: section.examples]]
-    uncertain = np.argsort(np.abs(scores - ctx.config.model.threshold), kind="stable")
-    chosen += [(int(r), "least certain") for r in uncertain if int(r) not in {c for c, _ in chosen}][: section.examples]
+    chosen = [(int(r), "worst error") for r in text_worst_errors(ctx, section.examples)]
+    margin = np.abs(scores - ctx.config.model.threshold)
+    exclude = np.array([r for r, _ in chosen], dtype=np.int64)
+    chosen += [(int(r), "least certain")
+               for r in sampling.least_certain(sampling.ids_of(ctx.data), margin, section.examples, exclude=exclude)]
     rows = np.array([r for r, _ in chosen])
     batch = attr.text_batch(ctx.model, [texts[r] for r in rows], rows, targets[rows])
     found = attr.explain(ctx.model, method, batch, steps=section.steps, seed=ctx.seed)
     out = []
+    row_ids = sampling.ids_of(ctx.data)
     for i, (row, reason) in enumerate(chosen):
         words = attr.word_values(found, batch, i)
         out.append(Measurement("token_attributions", "highlighted_text", float(scores[row]), n=1, params={
-            "method": method, "row": row, "reason": reason, "label": ctx.data.classes[ctx.data.labels[row]],
+            "method": method, "row": int(row_ids[row]), "reason": reason, "label": ctx.data.classes[ctx.data.labels[row]],
             "positive": bool(positive[row]), "words": [[w.text, round(w.value, 6)] for w in words],
         }))
     return out
@@ -364,7 +375,7 @@ def run_text_robustness(ctx: AuditContext) -> list[Measurement]:
     binary_scores(ctx, "text_robustness")
     section = ctx.config.checks.text_robustness
     texts = texts_of(ctx)
-    rows = np.sort(np.random.default_rng([ctx.seed, 15]).choice(ctx.data.n, size=min(section.rows, ctx.data.n), replace=False))
+    rows = sampling.sorted_sample(sampling.ids_of(ctx.data), ctx.seed, "text_robustness", section.rows)
     correct = ctx.predictions.decisions[rows] == ctx.data.labels[rows]
     protected = _protected_terms(ctx, section)
     readable = _readable_words(ctx, [texts[r] for r in rows])
@@ -437,8 +448,10 @@ def _search(ctx, text: str, row: int, candidates, protected, readable: int, budg
         return p < threshold if is_positive else p <= 1.0 - threshold
 
     words = sum(piece[0].isalpha() for piece in attacks.pieces(text))
+    # seeded by the row id, not the position: a sharded run searches each text as the local run does
+    row_id = int(sampling.ids_of(ctx.data)[row])
     return attacks.search(text, flipped, limit=attacks.word_limit(budget, words), candidates=candidates,
-                          protected=protected, readable_words=readable, seed=ctx.seed + row)
+                          protected=protected, readable_words=readable, seed=ctx.seed + row_id)
 
 
 def _attack_measurements(ctx, name, section, rows, correct, outcomes) -> list[Measurement]:
@@ -482,7 +495,7 @@ def _adversarial_examples(ctx, name, section, rows, outcomes, texts) -> list[Mea
         adversarial = outcomes[k].adversarial
         scores, _ = positive_scores(ctx, [adversarial])
         out.append(Measurement("text_robustness", "adversarial_text", float(scores[0]), n=1, params={
-            "attack": name, "row": row, "words_changed": changed, "text": texts[row][:EXAMPLE_CHARS],
+            "attack": name, "row": int(sampling.ids_of(ctx.data)[row]), "words_changed": changed, "text": texts[row][:EXAMPLE_CHARS],
             "adversarial": adversarial[:EXAMPLE_CHARS], "score": float(ctx.predictions.scores[row]),
         }))
     return out
