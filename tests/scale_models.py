@@ -34,15 +34,6 @@ COSTLY_ON = {
 }
 """The costly checks of each demo, on few rows."""
 
-# Intervals that still resample rows in file order (so a sharded run, whose rows come back in
-# the summary's canonical order, draws other replicates); their points are compared exactly.
-# The weighted branch makes these count-based in both runs (issue 16, item 2).
-ROW_RESAMPLED = {
-    ("performance", "roc_auc"), ("performance", "average_precision"), ("performance", "log_loss"),
-    ("performance", "expected_calibration_error"),
-}
-
-
 def demo(name: str, **changes) -> AuditConfig:
     """A demo spec without the costly checks, its thresholds or a long bootstrap (the numbers stay the audit's)."""
     config = load_config(DEMOS[name]).replace(checks=COSTLY_OFF, statistics={"bootstrap": 200}, thresholds=[])
@@ -68,11 +59,8 @@ def numbers(result: AuditResult) -> dict[tuple, tuple]:
     }
 
 
-def assert_same_audit(expected: AuditResult, actual: AuditResult, *, row_resampled: set = frozenset()) -> None:
-    """Counts to the last bit, floats to 1e-12 (relative above 1), the same warnings, failures and verdict.
-
-    ``row_resampled`` names (check, metric) pairs whose intervals are compared loosely (see ROW_RESAMPLED).
-    """
+def assert_same_audit(expected: AuditResult, actual: AuditResult) -> None:
+    """Counts to the last bit, floats to 1e-12 (relative above 1), the same warnings, failures and verdict."""
     left, right = numbers(expected), numbers(actual)
     assert left.keys() == right.keys()
     for key, (value, ci, n, note, status) in left.items():
@@ -80,9 +68,8 @@ def assert_same_audit(expected: AuditResult, actual: AuditResult, *, row_resampl
         assert (n, note, status) == other[2:], key
         _close(value, other[0], key)
         assert (ci is None) == (other[1] is None), key
-        if key[:2] not in row_resampled:
-            for a, b in zip(ci or (), other[1] or ()):
-                _close(a, b, key)
+        for a, b in zip(ci or (), other[1] or ()):
+            _close(a, b, key)
     assert expected.warnings == actual.warnings
     assert [f.message for f in expected.failures] == [f.message for f in actual.failures] == []
     assert expected.gate == actual.gate

@@ -13,7 +13,7 @@ from audit.cli import main
 from audit.data import load_data
 from audit.models import load_model
 from audit.scale import engine
-from tests.scale_models import COSTLY_ON, ROW_RESAMPLED, adult_shards, assert_same_audit, demo, digits_shards, dreaddit_shards
+from tests.scale_models import COSTLY_ON, adult_shards, assert_same_audit, demo, digits_shards, dreaddit_shards
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +61,7 @@ def test_demo_spec_streams_to_the_local_numbers(local_results, name):
     streamed = run_audit(demo(name, engine={"batch_rows": 97}))
     assert streamed.data["engine"] == "local streaming"
     assert streamed.data["rows_read"] == _local(local_results, name).data["rows_read"]
-    assert_same_audit(_local(local_results, name), streamed, row_resampled=ROW_RESAMPLED)
+    assert_same_audit(_local(local_results, name), streamed)
     assert streamed.model["kind"] == _local(local_results, name).model["kind"]
 
 
@@ -84,7 +84,7 @@ def test_digits_as_npz_shards(tmp_path, local_results, source, metadata):
     meta = local.data.metadata if metadata == "one" else paths["meta"]
     result = run_audit(demo("digits", data={"path": paths[source], "metadata": meta}, engine={"batch_rows": 50}))
     assert result.data["shards"] == 4 and result.data["image_shape"] == [1, 8, 8]
-    assert_same_audit(_local(local_results, "digits"), result, row_resampled=ROW_RESAMPLED)
+    assert_same_audit(_local(local_results, "digits"), result)
 
 
 @pytest.mark.parametrize("source", ["jsonl", "parquet"])
@@ -93,7 +93,7 @@ def test_dreaddit_as_text_shards(tmp_path, local_results, source):
     result = run_audit(demo("dreaddit", data={"path": paths[source]}, engine={"batch_rows": 100}))
     local = _local(local_results, "dreaddit")
     assert result.data["text"] == local.data["text"]
-    assert_same_audit(local, result, row_resampled=ROW_RESAMPLED)
+    assert_same_audit(local, result)
 
 
 def test_the_row_view_holds_the_candidate_rows_of_the_whole_data():
@@ -206,4 +206,4 @@ def test_costly_checks_on_shards_equal_the_local_run(name):
     sharded = run_audit(config.replace(engine={"batch_rows": {"adult": 5000, "digits": 100, "dreaddit": 200}[name]}))
     costly = {m.check for m in sharded.measurements} - {"data", "performance", "fairness", "identity_bias"}
     assert costly == set(COSTLY_ON[name])
-    assert_same_audit(local, sharded, row_resampled=ROW_RESAMPLED)
+    assert_same_audit(local, sharded)

@@ -10,7 +10,7 @@ import pytest
 
 from audit import run_audit
 from audit.scale import ray_engine
-from tests.scale_models import COSTLY_ON, ROW_RESAMPLED, adult_shards, assert_same_audit, demo
+from tests.scale_models import COSTLY_ON, adult_shards, assert_same_audit, demo
 
 ray = pytest.importorskip("ray")
 from tests.test_scale_ray import DiesOnce, ray_session  # noqa: E402,F401  (the module's capped Ray session)
@@ -27,7 +27,7 @@ def test_demo_spec_on_ray_equals_the_local_run(local_results, name, workers):
     batch_rows = {"adult": 4000, "digits": 100, "dreaddit": 200}[name]
     result = run_audit(demo(name, engine={"kind": "ray", "workers": workers, "batch_rows": batch_rows}))
     assert result.data["engine"] == "ray"
-    assert_same_audit(local_results[name], result, row_resampled=ROW_RESAMPLED)
+    assert_same_audit(local_results[name], result)
 
 
 def test_a_worker_killed_mid_run_on_a_model_spec_is_retried(tmp_path, local_results, monkeypatch):

@@ -5,7 +5,8 @@ reads the shards in this process, one batch of ``engine.batch_rows`` rows at a t
 engine hands the shards (one Parquet row group, one CSV, JSON Lines or NPZ file each) to a Ray
 Data actor pool, each actor loads the model once and reads its shards with the same reader,
 and only the summaries travel back. Both merge the summaries (exact: integer counts of
-distinct rows) and rebuild the context the checks read. Model specs are predicted slot by row
+distinct rows) into the context the checks read: the distinct rows weighted by their counts
+(``AuditData.weights``), never expanded into rows. Model specs are predicted slot by row
 id (:meth:`audit.models.ModelAdapter.slot_outputs`), so each row's outputs are the local run's
 to the last bit whatever the sharding; the rows the costly checks may pick travel back whole
 (:mod:`audit.scale.rows`).
@@ -86,7 +87,8 @@ def build_context(config: AuditConfig) -> AuditContext:
         return ctx
     model.forward_calls = total.forward_calls
     ctx.data.summary.update(_model_summary(config, ctx, total, model))
-    ctx = dataclasses.replace(ctx, model=model, warnings=list(ctx.data.summary.get("warnings", [])))
+    # the loader's warnings first, as the local run records them
+    ctx = dataclasses.replace(ctx, model=model, warnings=list(ctx.data.summary.get("warnings", [])) + ctx.warnings)
     if total.candidates is not None:
         ctx = dataclasses.replace(ctx, feature_table=total.features)
         ctx = dataclasses.replace(ctx, rows=candidate_rows.view(ctx, total.candidates))
@@ -331,13 +333,17 @@ def summarize_batch(config: AuditConfig, frame: pd.DataFrame) -> Summary:
 
 
 def context_from_summary(config: AuditConfig, merged: Summary, shards: list[Shard]) -> AuditContext:
-    """The context the checks read, rebuilt from the merged summary in its canonical row order."""
+    """The context the checks read: the merged summary's distinct rows, weighted by their counts.
+
+    Nothing is expanded into rows: ``ctx.data`` holds one entry per distinct row and
+    ``weights`` its count, so the driver's memory is bounded by the distinct rows.
+    """
     spec = config.data
     if merged.n == 0:
         raise DataError(f"data.filter {getattr(spec, 'filter', None)!r} keeps no rows", hint="loosen the filter")
-    # group rules and dtypes are settled on the distinct rows, then the rows are rebuilt from them
+    # group rules and dtypes are settled on the distinct rows, which the checks then read as they are
     groups_of_keys = _restore_groups(merged.keys[list(merged.sensitive)], spec, config.checks.fairness.max_groups)
-    sensitive, labels, predictions = summaries.expand(merged, groups_of_keys)
+    sensitive, labels, predictions = summaries.entries(merged, groups_of_keys)
     data = AuditData(
         labels=labels,
         classes=tuple(str(c) for c in spec.label.classes),
@@ -358,6 +364,7 @@ def context_from_summary(config: AuditConfig, merged: Summary, shards: list[Shar
             "shards": len(shards),
             "distinct_rows": int(merged.counts.size),
         },
+        weights=merged.counts,
     )
     return AuditContext(config=config, data=data, predictions=predictions)
 

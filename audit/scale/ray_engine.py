@@ -3,14 +3,16 @@
 Each actor loads the model once, in its constructor (on its GPU when ``gpus_per_worker`` > 0:
 Ray gives the actor its devices and ``device: auto`` picks CUDA), and summarizes whole shards
 with the same reader and batch function as the local streaming engine; only the parts
-(distinct rows and their counts, and the candidate rows of the costly checks) travel back to
-the driver, which merges them. Ray retries a task whose worker dies, and a retried shard gives
+(distinct rows and their counts, and the candidate rows of the costly checks) leave the
+actors; they are merged pairwise in Ray tasks (a reduction tree, :mod:`audit.scale.tree`) and
+the driver receives one. Ray retries a task whose worker dies, and a retried shard gives
 the same part: rows are predicted slot by row id, so no output depends on which actor, or
 which batch, computed it.
 """
 
 from __future__ import annotations
 
+import functools
 import pickle
 import warnings
 
@@ -18,11 +20,15 @@ import numpy as np
 
 from audit.config import AuditConfig
 from audit.errors import ConfigError
-from audit.scale.engine import Part, Shard, load_batch_model, summarize_shard
+from audit.scale import tree
+from audit.scale.engine import Part, Shard, load_batch_model, merge_parts, summarize_shard
 
 
 def parts(config: AuditConfig, shards: list[Shard]) -> list[Part]:
-    """Summarize every shard on the cluster; raise ConfigError when Ray is missing or unreachable."""
+    """Summarize every shard on the cluster and merge them there: one part, in a list.
+
+    Raise ConfigError when Ray is missing or unreachable.
+    """
     ray = _ray()
     _connect(ray, config.engine.address)
     import ray.data
@@ -44,7 +50,10 @@ def parts(config: AuditConfig, shards: list[Shard]) -> list[Part]:
         num_cpus=_cpus_per_worker(ray, engine.workers),
         num_gpus=engine.gpus_per_worker,
     )
-    return [pickle.loads(row["summary"]) for row in summarized.iter_rows()]
+    # merged pairwise in tasks on the cluster (audit.scale.tree): the driver receives one part
+    merge = functools.partial(merge_parts, config)  # summaries, facts, candidate rows and feature tables
+    refs = summarized.to_numpy_refs(column="summary")
+    return [tree.merged_on_cluster(ray, refs, num_cpus=_cpus_per_worker(ray, engine.workers), merge=merge)]
 
 
 class _ShardSummarizer:

@@ -50,7 +50,7 @@ def run_identity_bias(ctx: AuditContext) -> list[Measurement]:
     section = ctx.config.checks.identity_bias
     # distinct (label, score, mentions) rows and their counts: a sharded run holds only these,
     # and resampling them by their counts (a row bootstrap) draws the same replicates in both runs
-    first, counts = stats.distinct_rows([positive, scores, *subgroups.values()])
+    first, counts = stats.distinct_rows([positive, scores, *subgroups.values()], ctx.data.weights)
     positive, scores = positive[first], scores[first]
     subgroups = {group: mask[first] for group, mask in subgroups.items()}
     ranking = stats.ranking(positive, scores)
