@@ -109,7 +109,7 @@ def parts(root: Path, count: int) -> None:
     config = load_config(spec(root, "parquet", engine=ENGINES["streaming"], name="parts.yaml", bootstrap=200))
     shards = engine.list_shards(config.data)[:count]
     start = time.perf_counter()
-    made = [engine.summarize_shard(config, shard) for shard in shards]
+    made = [engine.summarize_shard(config, shard).summary for shard in shards]
     per_shard = (time.perf_counter() - start) / len(made)
     halves = [summaries.merge(made[: count // 2]), summaries.merge(made[count // 2 :])]
     from bench_group_scores import best

@@ -104,11 +104,11 @@ def test_the_driver_receives_one_merged_summary(shards):
     root, paths = shards
     config = load_config(spec(root, paths["parquet"], engine={"kind": "ray", "workers": 2, "batch_rows": 400}, name="one.yaml"))
     shard_list = engine.list_shards(config.data)
-    received = ray_engine.summaries(config, shard_list)
-    local = summaries.merge(engine.summarize_shard(config, shard) for shard in shard_list)
+    received = ray_engine.parts(config, shard_list)  # each shard's part: its summary (and, for model specs, rows)
+    local = summaries.merge(engine.summarize_shard(config, shard).summary for shard in shard_list)
     assert len(received) == 1
-    pd.testing.assert_frame_equal(received[0].keys, local.keys)
-    np.testing.assert_array_equal(received[0].counts, local.counts)
+    pd.testing.assert_frame_equal(received[0].summary.keys, local.keys)
+    np.testing.assert_array_equal(received[0].summary.counts, local.counts)
 
 
 class DiesOnce(ray_engine._ShardSummarizer):

@@ -18,32 +18,29 @@ from tests.test_scale_ray import DiesOnce, ray_session  # noqa: E402,F401  (the 
 
 @pytest.fixture(scope="module")
 def local_results():
-    return {name: run_audit(demo(name)) for name in ("adult", "digits", "dreaddit")}
+    """Each demo audited locally with every check (explanations and attacks on few rows)."""
+    return {name: run_audit(demo(name, checks=COSTLY_ON[name])) for name in ("adult", "digits", "dreaddit")}
 
 
 @pytest.mark.parametrize("workers", [1, 2])
 @pytest.mark.parametrize("name", ["adult", "digits", "dreaddit"])
 def test_demo_spec_on_ray_equals_the_local_run(local_results, name, workers):
+    # predictions and candidate rows from the actors; explanations and attacks on the executor's actor pool
     batch_rows = {"adult": 4000, "digits": 100, "dreaddit": 200}[name]
-    result = run_audit(demo(name, engine={"kind": "ray", "workers": workers, "batch_rows": batch_rows}))
+    config = demo(name, checks=COSTLY_ON[name], engine={"kind": "ray", "workers": workers, "batch_rows": batch_rows})
+    result = run_audit(config)
     assert result.data["engine"] == "ray"
+    assert {m.check for m in result.measurements} >= set(COSTLY_ON[name])
     assert_same_audit(local_results[name], result)
 
 
 def test_a_worker_killed_mid_run_on_a_model_spec_is_retried(tmp_path, local_results, monkeypatch):
     paths = adult_shards(tmp_path, demo("adult"))
     monkeypatch.setattr(ray_engine, "_ShardSummarizer", DiesOnce)  # the model is loaded, then the worker dies
-    config = demo("adult", data={"path": paths["parquet"], "format": None}, engine={"kind": "ray", "workers": 2})
+    config = demo("adult", checks=COSTLY_ON["adult"], data={"path": paths["parquet"], "format": None},
+                  engine={"kind": "ray", "workers": 2})
     result = run_audit(config)
     assert (tmp_path / "worker-died").exists()
     assert result.data["shards"] == 9
     assert_same_audit(local_results["adult"], result)
 
-
-def test_costly_checks_on_ray_equal_the_local_run():
-    # candidate rows from the actors, explanations and attacks on the executor's actor pool
-    config = demo("adult", checks=COSTLY_ON["adult"])
-    local = run_audit(config)
-    result = run_audit(config.replace(engine={"kind": "ray", "workers": 2, "batch_rows": 4000}))
-    assert {m.check for m in result.measurements} >= {"explanations", "robustness"}
-    assert_same_audit(local, result)
