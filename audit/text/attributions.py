@@ -4,7 +4,8 @@ An attribution's ``values`` are per token position, ``(texts, tokens)``, zero at
 reader sees words: :func:`word_values` sums the tokens of each word (the tokenizer's own word
 ids), so every method, whatever it perturbs, reports the same unit.
 
-Methods (a registry by name, as :mod:`audit.explain.registry`):
+Methods (entries of the shared registry, :mod:`audit.explain.registry`, for data kind ``text``;
+each takes a :class:`TextRequest`):
 
 - ``LayerIntegratedGradients`` (Captum): Integrated Gradients on the token embedding layer,
   from a baseline that keeps the special tokens and puts the padding token everywhere else
@@ -23,14 +24,16 @@ LIME, which query the model on edited texts, explain that class's probability.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 import torch
 
-from audit.errors import ConfigError
+from audit.errors import ModelError
 from audit.explain.attribution import Attribution
 from audit.models import set_training
+
+TEXT = "text"
 
 LIME_SAMPLES = 300
 PARTITION_EVALS = 300
@@ -48,6 +51,21 @@ class TextBatch:
     word_ids: list[list[int | None]]
     offsets: list[list[tuple[int, int]]]
     targets: torch.Tensor
+
+
+@dataclass(frozen=True)
+class TextRequest:
+    """What a text method needs: the text model, the tokenized texts, IG steps and the seed."""
+
+    model: Any
+    batch: TextBatch
+    steps: int
+    seed: int
+    kind: str = TEXT
+
+    @property
+    def targets(self) -> torch.Tensor:
+        return self.batch.targets
 
 
 def text_batch(adapter, texts: list[str], rows: np.ndarray, targets: np.ndarray) -> TextBatch:
@@ -76,9 +94,10 @@ def _outputs(adapter, ids, mask, targets) -> np.ndarray:
     return out.gather(1, targets.unsqueeze(1)).squeeze(1).double().numpy()
 
 
-def layer_integrated_gradients(adapter, batch: TextBatch, *, steps: int, seed: int, chunk: int = 8) -> Attribution:
+def layer_integrated_gradients(request: TextRequest, chunk: int = 8) -> Attribution:
     from captum.attr import LayerIntegratedGradients
 
+    adapter, batch, steps = request.model, request.batch, request.steps
     method = LayerIntegratedGradients(_forward(adapter), adapter.embeddings)
     baseline = torch.where(batch.special, batch.ids, torch.full_like(batch.ids, adapter.pad_id))
     values = []
@@ -95,9 +114,10 @@ def layer_integrated_gradients(adapter, batch: TextBatch, *, steps: int, seed: i
                        targets=batch.targets.numpy(), rows=batch.rows, settings={"steps": steps, "baseline": "padding"})
 
 
-def layer_gradient_x_activation(adapter, batch: TextBatch, *, steps: int, seed: int, chunk: int = 32) -> Attribution:
+def layer_gradient_x_activation(request: TextRequest, chunk: int = 32) -> Attribution:
     from captum.attr import LayerGradientXActivation
 
+    adapter, batch = request.model, request.batch
     method = LayerGradientXActivation(_forward(adapter), adapter.embeddings)
     values = [
         method.attribute(batch.ids[s : s + chunk], target=batch.targets[s : s + chunk],
@@ -110,10 +130,11 @@ def layer_gradient_x_activation(adapter, batch: TextBatch, *, steps: int, seed: 
                        rows=batch.rows, additive=False)
 
 
-def lime(adapter, batch: TextBatch, *, steps: int, seed: int) -> Attribution:
+def lime(request: TextRequest) -> Attribution:
     """LIME's text explainer over word removals; each word's weight is spread over its tokens."""
     from lime.lime_text import LimeTextExplainer
 
+    adapter, batch, seed = request.model, request.batch, request.seed
     explainer = LimeTextExplainer(split_expression=r"\W+", bow=False, random_state=seed)
     values = np.zeros(batch.ids.shape)
     for row, text in enumerate(batch.texts):
@@ -135,7 +156,7 @@ def lime(adapter, batch: TextBatch, *, steps: int, seed: int) -> Attribution:
                        settings={"samples": LIME_SAMPLES})
 
 
-def partition(adapter, batch: TextBatch, *, steps: int, seed: int) -> Attribution:
+def partition(request: TextRequest) -> Attribution:
     """SHAP's Partition explainer with a text masker (words split on non-word characters).
 
     Explains the predicted class's probability; its values sum to f(x) - f(all words masked).
@@ -144,6 +165,7 @@ def partition(adapter, batch: TextBatch, *, steps: int, seed: int) -> Attributio
     from audit.explain.shap_methods import _quiet_numba, import_shap
 
     shap = import_shap()
+    adapter, batch = request.model, request.batch
 
     def classify(texts) -> np.ndarray:
         return _probabilities(adapter, adapter.tokenizer.encode([str(t) for t in texts]).ids)
@@ -180,30 +202,45 @@ def _spread(values: np.ndarray, batch: TextBatch, row: int, start: int, end: int
         values[t] += weight / len(tokens)
 
 
-METHODS: dict[str, Callable] = {
-    "LayerIntegratedGradients": layer_integrated_gradients,
-    "LayerGradientXActivation": layer_gradient_x_activation,
-    "Partition": partition,
-    "LIME": lime,
-}
-GRADIENT_METHODS = ("LayerIntegratedGradients", "LayerGradientXActivation")
-COSTLY = ("Partition", "LIME")
-
-
-def check_methods(names: list[str]) -> None:
-    unknown = [n for n in names if n not in METHODS]
-    if unknown:
-        raise ConfigError(f"checks.token_attributions.methods: unknown method {unknown[0]!r}",
-                          hint=f"choose from {', '.join(METHODS)}")
-
-
 def explain(adapter, name: str, batch: TextBatch, *, steps: int, seed: int) -> Attribution:
-    if name in GRADIENT_METHODS:
-        if adapter.embeddings is None or adapter.module is None:
-            raise ConfigError(f"{name} needs the model's token embedding layer; this model exposes none",
-                              hint="use LIME, or give a transformers model or a module with an nn.Embedding")
+    """Run the registered method ``name`` on tokenized texts (refused with why if it cannot run here)."""
+    from audit.explain import registry
+
+    method = registry.get(name)
+    why = method_problem(adapter, name)
+    if why is not None:
+        raise ModelError(why, hint=f"use one of {', '.join(usable(adapter))}")
+    if method.gradients:
         set_training(adapter.module, False)
-    return METHODS[name](adapter, batch, steps=steps, seed=seed)
+    return registry.attribute(name, TextRequest(adapter, batch, steps, seed))
+
+
+def method_problem(adapter, name: str) -> str | None:
+    """Why the registered method ``name`` cannot explain this text model, or None."""
+    from audit.explain import registry
+
+    return registry.problem(registry.get(name), kind=TEXT, model=_explained(adapter), groups=0)
+
+
+def usable(adapter) -> list[str]:
+    from audit.explain import registry
+
+    return [name for name, m in registry.METHODS.items() if TEXT in m.data and method_problem(adapter, name) is None]
+
+
+def defaults(adapter) -> list[str]:
+    """The methods used when the spec names none: Integrated Gradients, or the black-box pair."""
+    from audit.explain import registry
+
+    return registry.defaults(kind=TEXT, model=_explained(adapter), groups=0)
+
+
+def _explained(adapter):
+    # what registry.problem reads of a model: gradients, its kind, its layers (the text methods
+    # explain the predicted class themselves, so the class bookkeeping is unused)
+    from audit.explain.model import ExplainedModel
+
+    return ExplainedModel(adapter, classes=2, positive_index=None, output="logits", batch_rows=1)
 
 
 @dataclass(frozen=True)

@@ -204,12 +204,38 @@ MIN_OCCURRENCES = 3
 
 
 def validate_token_attributions(config) -> None:
-    from audit.text.attributions import check_methods
+    """Method names against the shared registry; gradient methods refused for a black box (ONNX)."""
+    from audit.errors import ConfigError
+    from audit.explain import registry
+    from audit.text.attributions import TEXT
 
-    check_methods(config.checks.token_attributions.methods)
+    field = "checks.token_attributions.methods"
+    text_methods = [n for n, m in registry.METHODS.items() if TEXT in m.data]
+    black_box = [n for n in text_methods if not registry.get(n).gradients]
+    for name in config.checks.token_attributions.methods or []:
+        method = registry.get(name)
+        if TEXT not in method.data:
+            raise ConfigError(f"{field}: {name} works on {' and '.join(method.data)} data, not text",
+                              hint=f"use one of {', '.join(text_methods)}")
+        if method.gradients and config.model.kind == "onnx":
+            raise ConfigError(f"{field}: {name} needs gradients, but an onnx model is a black box",
+                              hint=f"use the black-box methods {', '.join(black_box)}")
+
+
+def prepare_token_attributions(ctx: AuditContext) -> None:
+    """Methods the loaded model cannot run (no embedding layer found): refused before any check runs."""
+    from audit.errors import ModelError
+    from audit.text import attributions as attr
+
+    for name in ctx.config.checks.token_attributions.methods or []:
+        why = attr.method_problem(ctx.model, name)
+        if why is not None:
+            raise ModelError(f"checks.token_attributions.methods: {why}",
+                             hint=f"use one of {', '.join(attr.usable(ctx.model))}")
 
 
 def run_token_attributions(ctx: AuditContext) -> list[Measurement]:
+    from audit.explain import registry
     from audit.text import attributions as attr
 
     section = ctx.config.checks.token_attributions
@@ -218,11 +244,12 @@ def run_token_attributions(ctx: AuditContext) -> list[Measurement]:
     sample = np.sort(rng.choice(ctx.data.n, size=min(section.rows, ctx.data.n), replace=False))
     targets = _explained_class(ctx)
     found, batches = {}, {}
-    for name in section.methods:
-        rows = sample[: section.costly_rows] if name in attr.COSTLY else sample
+    methods = section.methods or attr.defaults(ctx.model)
+    for name in methods:
+        rows = sample[: section.costly_rows] if registry.get(name).costly else sample
         batches[name] = attr.text_batch(ctx.model, [texts[r] for r in rows], rows, targets[rows])
         found[name] = attr.explain(ctx.model, name, batches[name], steps=section.steps, seed=ctx.seed)
-    primary = section.methods[0]
+    primary = methods[0]
     words = {name: [attr.word_values(found[name], batches[name], i) for i in range(len(batches[name].rows))]
              for name in found}
     out = [Measurement("token_attributions", "texts_explained", float(len(batches[n].rows)), n=len(batches[n].rows),
