@@ -7,7 +7,7 @@ list of valid ones; :func:`problem` says why a method cannot run on a given mode
 which methods can. Nothing here imports Captum, SHAP or LIME.
 
 Text methods are entries too (data kind ``text``): their ``text_function`` takes a
-:class:`~audit.text.attributions.TextRequest` (tokenized texts and the text model) and returns
+:class:`~audit.explain.text_methods.TextRequest` (tokenized texts and the text model) and returns
 an :class:`Attribution` per token position; ``embedding_layer`` says a method needs the
 model's token embedding layer (Captum's layer methods), which a black box does not expose.
 """
@@ -20,11 +20,10 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
-from audit.explain import captum_methods, exact, lime_methods, shap_methods
+from audit.explain import captum_methods, exact, lime_methods, shap_methods, text_methods
 from audit.explain.attribution import Attribution
 from audit.explain.model import ExplainedModel, Request
 from audit.registry import Registry
-from audit.text import attributions as text_methods
 
 TABULAR, IMAGE, TEXT = "tabular", "image", "text"
 

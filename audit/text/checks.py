@@ -397,6 +397,9 @@ def run_text_robustness(ctx: AuditContext) -> list[Measurement]:
     readable = _readable_words(ctx, [texts[r] for r in rows])
     out = [Measurement("text_robustness", "texts_attacked", float(len(rows)), n=len(rows))]
     for name in section.attacks:
+        if name == "word" and not section.word_vectors and ctx.model.embeddings is None:
+            out += _word_attack_skipped(ctx, section)
+            continue
         candidates = _candidates(ctx, name, section)
         searches = {k: _search(ctx, texts[row], int(row), candidates, protected, readable[k], max(section.budgets))
                     for k, row in enumerate(rows) if correct[k]}
@@ -405,6 +408,19 @@ def run_text_robustness(ctx: AuditContext) -> list[Measurement]:
         out += _attack_measurements(ctx, name, section, rows, correct, outcomes)
         out += _adversarial_examples(ctx, name, section, rows, outcomes, texts)
     return out
+
+
+NO_EMBEDDINGS = ("the word attack needs the model's token embedding matrix for its nearest neighbours, which "
+                 "this {kind} model does not expose, and no word-vector file is set "
+                 "(checks.text_robustness.word_vectors); only the other attacks ran")
+
+
+def _word_attack_skipped(ctx, section) -> list[Measurement]:
+    """A black box hides its embeddings: the word attack is not run, and its numbers say why (never a pass)."""
+    note = NO_EMBEDDINGS.format(kind=ctx.model.kind)
+    ctx.warn(f"text_robustness: {note}")
+    return [Measurement("text_robustness", "robust_accuracy", None, n=0, params={"attack": "word", "budget": budget},
+                        status="undefined", reason=Reason.NO_EMBEDDINGS, note=note) for budget in sorted(section.budgets)]
 
 
 def _protected_terms(ctx, section):
