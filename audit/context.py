@@ -83,6 +83,9 @@ class AuditContext:
     skipped: dict[str, str] = field(default_factory=dict)  # check -> audit.results.Reason code
     seconds: dict[str, float] = field(default_factory=dict)
     """Wall time of the parts of a check worth naming (each explanation method), for provenance."""
+    shared: dict[str, Any] = field(default_factory=dict)
+    """What one check computes and another reads, computed once (the counterfactual swaps' new
+    scores, which the text highlights read): keyed by the computing function's name."""
 
     def warn(self, message: str) -> None:
         """Record something the reader must know that does not stop the audit."""
