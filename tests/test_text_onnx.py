@@ -32,15 +32,15 @@ class _Logits(torch.nn.Module):
         return self.model(input_ids=ids, attention_mask=mask).logits
 
 
-def export_onnx(module: torch.nn.Module, path, *, length: int | None = None) -> None:
-    """Export ``module(ids, mask)``; dynamic batch, and dynamic length unless ``length`` fixes it."""
-    width = length or 7
-    ids = torch.randint(4, 20, (2, width))
-    axes = {0: "batch"} if length else {0: "batch", 1: "length"}
+def export_onnx(module: torch.nn.Module, path, *, length: int | None = None, batch: int | None = None) -> None:
+    """Export ``module(ids, mask)``; dynamic batch and length unless ``batch`` or ``length`` fixes them."""
+    ids = torch.randint(4, 20, (batch or 2, length or 7))
+    axes = {**({} if batch else {0: "batch"}), **({} if length else {1: "length"})}
+    dynamic = {"input_ids": axes, "attention_mask": axes} if axes else None
     with warnings.catch_warnings():  # the exporter's own deprecation notes are not ours to fail on
         warnings.simplefilter("ignore")
         torch.onnx.export(module.eval(), (ids, torch.ones_like(ids)), str(path), input_names=["input_ids", "attention_mask"],
-                          output_names=["logits"], dynamic_axes={"input_ids": axes, "attention_mask": axes}, dynamo=True)
+                          output_names=["logits"], dynamic_axes=dynamic, dynamo=True)
 
 
 @pytest.fixture(scope="module")
@@ -70,6 +70,17 @@ def test_onnx_text_model_predicts_as_the_torch_model(contexts):
     assert onnx_ctx.model.kind == "onnx" and not onnx_ctx.model.differentiable
     np.testing.assert_allclose(onnx_ctx.predictions.probabilities, torch_ctx.predictions.probabilities, atol=1e-5)
     assert (onnx_ctx.predictions.decisions == torch_ctx.predictions.decisions).all()
+
+
+def test_onnx_counterfactual_swaps_score_as_the_torch_model(contexts):
+    from audit.text.checks import swap_outcomes
+
+    torch_swaps, onnx_swaps = (swap_outcomes(ctx)["gender"] for ctx in contexts)
+    assert [o.direction for o in onnx_swaps] == [o.direction for o in torch_swaps] and onnx_swaps
+    for ours, reference in zip(onnx_swaps, torch_swaps):
+        assert ours.rewritten == reference.rewritten
+        np.testing.assert_allclose(ours.change, reference.change, atol=1e-5)
+        assert (ours.flips == reference.flips).all()
 
 
 def test_black_box_attributions_equal_the_same_methods_on_the_torch_model(contexts):
@@ -123,9 +134,12 @@ def test_onnx_with_a_fixed_length_pads_to_it_and_refuses_longer_texts(project, c
 
     model = BertForSequenceClassification.from_pretrained(project / "model", local_files_only=True)
     export_onnx(_Logits(model), project / "fixed.onnx", length=12)
-    fixed = onnx_spec(project, "fixed.yaml", model={"kind": "onnx", "path": "fixed.onnx", "batch_size": 16})
-    ctx = build_context(load_config(fixed))
-    np.testing.assert_allclose(ctx.predictions.probabilities, contexts[0].predictions.probabilities, atol=1e-5)
+    export_onnx(_Logits(model), project / "fixed_batch.onnx", length=12, batch=4)  # 90 texts: the last batch padded
+    for name in ("fixed", "fixed_batch"):
+        fixed = onnx_spec(project, f"{name}.yaml", model={"kind": "onnx", "path": f"{name}.onnx", "batch_size": 16})
+        ctx = build_context(load_config(fixed))
+        np.testing.assert_allclose(ctx.predictions.probabilities, contexts[0].predictions.probabilities, atol=1e-5)
+        assert (ctx.predictions.decisions == contexts[0].predictions.decisions).all()
     longer = onnx_spec(project, "fixed16.yaml", model={"kind": "onnx", "path": "fixed.onnx"},
                        data__tokenizer={"path": str(project / "model" / "tokenizer.json"), "max_length": 16})
     _refused(longer, tmp_path / "out", capsys, "max_length 16", "12 positions", "fixed input length")

@@ -160,17 +160,21 @@ def load_onnx_text(path: Path, pad_id: int) -> tuple[Callable, Positions | None]
             mask = torch.nn.functional.pad(mask, (0, extra), value=0)
         if batch is None or len(ids) == batch:
             return torch.from_numpy(np.asarray(run(ids, mask)))
-        parts = []
-        for start in range(0, len(ids), batch):
-            rows = ids[start : start + batch]
-            fill = batch - len(rows)
-            masks = mask[start : start + batch]
-            part = run(torch.cat([rows, rows[:1].expand(fill, -1)]), torch.cat([masks, masks[:1].expand(fill, -1)]))
-            parts.append(np.asarray(part)[: len(rows)])
-        return torch.from_numpy(np.concatenate(parts))
+        return torch.from_numpy(_in_fixed_batches(run, ids, mask, batch))
 
     positions = Positions(length, "fixed input length") if length is not None else _onnx_position_table(path)
     return call, positions
+
+
+def _in_fixed_batches(run: Callable, ids: torch.Tensor, mask: torch.Tensor, batch: int) -> np.ndarray:
+    """A graph exported for ``batch`` rows: chunks of that size, the last one padded with its first row."""
+    parts = []
+    for start in range(0, len(ids), batch):
+        rows, masks = ids[start : start + batch], mask[start : start + batch]
+        fill = batch - len(rows)
+        part = run(torch.cat([rows, rows[:1].expand(fill, -1)]), torch.cat([masks, masks[:1].expand(fill, -1)]))
+        parts.append(np.asarray(part)[: len(rows)])
+    return np.concatenate(parts)
 
 
 def _onnx_dtype(onnx_type: str) -> type:
