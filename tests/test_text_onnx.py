@@ -211,3 +211,13 @@ def test_texts_longer_than_a_module_position_table_are_refused(project, tmp_path
     assert build_context(load_config(fits)).data.n == 90
     long = write_spec(tmp_path, "long.yaml", model=model, data__tokenizer={"path": tokenizer, "max_length": 10})
     _refused(long, tmp_path / "out", capsys, "max_length 10", "8 positions", "pos")
+
+
+def test_gradient_method_on_a_module_without_an_embedding_layer_is_refused_before_any_check(project, tmp_path, capsys):
+    """A TorchScript module hides its nn.Embedding from hooks: one line naming what runs, exit 2, no files."""
+    shutil.copy(project / "texts.csv", tmp_path / "texts.csv")
+    torch.jit.save(torch.jit.script(_positional(tmp_path)), str(tmp_path / "m.pt"))
+    tokenizer = {"path": str(project / "model" / "tokenizer.json"), "max_length": 8}
+    spec = write_spec(tmp_path, model={"kind": "torchscript", "path": "m.pt"}, data__tokenizer=tokenizer,
+                      checks__token_attributions={"methods": ["LayerIntegratedGradients"]})
+    _refused(spec, tmp_path / "out", capsys, "LayerIntegratedGradients", "token embedding layer", "LIME, Partition")
