@@ -175,9 +175,13 @@ def build():
 
 
 def _positional(root):
+    (root / "positional.py").write_text(POSITIONAL_SOURCE)
+    return _positional_module(root)
+
+
+def _positional_module(root):
     import importlib.util
 
-    (root / "positional.py").write_text(POSITIONAL_SOURCE)
     spec = importlib.util.spec_from_file_location("positional_for_test", root / "positional.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -221,3 +225,25 @@ def test_gradient_method_on_a_module_without_an_embedding_layer_is_refused_befor
     spec = write_spec(tmp_path, model={"kind": "torchscript", "path": "m.pt"}, data__tokenizer=tokenizer,
                       checks__token_attributions={"methods": ["LayerIntegratedGradients"]})
     _refused(spec, tmp_path / "out", capsys, "LayerIntegratedGradients", "token embedding layer", "LIME, Partition")
+
+
+@pytest.mark.parametrize("kind", ["onnx", "torchscript"])
+def test_a_tokenizer_larger_than_the_model_vocabulary_is_refused(project, tmp_path, capsys, kind):
+    """37 tokens against 32 embedding rows: the ids table found through the graph's Gather, or the scripted Embedding."""
+    from transformers import BertForSequenceClassification
+
+    from tests.text_fixtures import save_model
+
+    shutil.copy(project / "texts.csv", tmp_path / "texts.csv")
+    if kind == "onnx":
+        save_model(tmp_path / "small", vocab_extra=-5)
+        small = BertForSequenceClassification.from_pretrained(tmp_path / "small", local_files_only=True)
+        export_onnx(_Logits(small), tmp_path / "m.onnx")
+        model = {"kind": "onnx", "path": "m.onnx"}
+    else:
+        (tmp_path / "positional.py").write_text(POSITIONAL_SOURCE.replace("vocab=40", "vocab=32"))
+        torch.jit.save(torch.jit.script(_positional_module(tmp_path)), str(tmp_path / "m.pt"))
+        model = {"kind": "torchscript", "path": "m.pt"}
+    tokenizer = {"path": str(project / "model" / "tokenizer.json"), "max_length": 8}
+    spec = write_spec(tmp_path, model=model, data__tokenizer=tokenizer)
+    _refused(spec, tmp_path / "out", capsys, "37 tokens", "embeds only 32")

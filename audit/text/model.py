@@ -81,15 +81,17 @@ def load_text_model(config: AuditConfig, loaders: dict) -> TextModelAdapter:
         embeddings = module.get_input_embeddings()
         limit = getattr(module.config, "max_position_embeddings", None)
         positions = None if limit is None else Positions(limit, "max_position_embeddings")
+        vocabulary = getattr(embeddings, "num_embeddings", None)
     elif spec.kind == "onnx":
         module, embeddings, device = None, None, torch.device("cpu")
-        call, positions = load_onnx_text(Path(spec.path), tokenizer.pad_id)
+        call, positions, vocabulary = load_onnx_text(Path(spec.path), tokenizer.pad_id)
     else:
         base = loaders[spec.kind](spec, Path(spec.path), device, config.base_dir)
         module, call = base.module, _plain_call(base.forward)
         embeddings = _embedding_layer(module)
         positions = position_table(module.named_parameters()) if module is not None else None
-    _check_fit(tokenizer, config, embeddings, positions)
+        vocabulary = getattr(embeddings, "num_embeddings", None) or _scripted_vocabulary(module)
+    _check_fit(tokenizer, config, vocabulary, positions)
     trim = config.data.tokenizer.padding == "longest"
     return TextModelAdapter(kind=spec.kind, call=call, device=device, module=module, tokenizer=tokenizer,
                             trim=trim, embeddings=embeddings)
@@ -128,7 +130,19 @@ def position_table(named_shapes) -> Positions | None:
     return None
 
 
-def load_onnx_text(path: Path, pad_id: int) -> tuple[Callable, Positions | None]:
+def _scripted_vocabulary(module) -> int | None:
+    """Rows of a TorchScript module's token embedding: its first ``Embedding`` that is not a position table.
+
+    Scripting hides the ``nn.Embedding`` class (and its hooks) but keeps the original class name.
+    """
+    for name, child in (module.named_modules() if module is not None else ()):
+        last = name.rsplit(".", 1)[-1]
+        if getattr(child, "original_name", None) == "Embedding" and name and not POSITION_NAME.fullmatch(last):
+            return int(child.weight.shape[0])
+    return None
+
+
+def load_onnx_text(path: Path, pad_id: int) -> tuple[Callable, Positions | None, int | None]:
     """An ONNX text classifier as ``call(ids, mask)``: a black box taking ids and, if it has one, a mask.
 
     The first input takes token ids, a second one (or one named like ``*mask*``) the attention
@@ -162,8 +176,9 @@ def load_onnx_text(path: Path, pad_id: int) -> tuple[Callable, Positions | None]
             return torch.from_numpy(np.asarray(run(ids, mask)))
         return torch.from_numpy(_in_fixed_batches(run, ids, mask, batch))
 
-    positions = Positions(length, "fixed input length") if length is not None else _onnx_position_table(path)
-    return call, positions
+    graph = _onnx_graph(path)
+    positions = Positions(length, "fixed input length") if length is not None else _onnx_position_table(graph)
+    return call, positions, _onnx_vocabulary(graph, ids_input.name)
 
 
 def _in_fixed_batches(run: Callable, ids: torch.Tensor, mask: torch.Tensor, batch: int) -> np.ndarray:
@@ -181,11 +196,26 @@ def _onnx_dtype(onnx_type: str) -> type:
     return {"tensor(int32)": np.int32, "tensor(float)": np.float32, "tensor(double)": np.float64}.get(onnx_type, np.int64)
 
 
-def _onnx_position_table(path: Path) -> Positions | None:
+def _onnx_graph(path: Path):
     import onnx
 
-    graph = onnx.load(str(path), load_external_data=False).graph
+    return onnx.load(str(path), load_external_data=False).graph
+
+
+def _onnx_position_table(graph) -> Positions | None:
     return position_table((t.name, tuple(t.dims)) for t in graph.initializer)
+
+
+def _onnx_vocabulary(graph, ids_name: str) -> int | None:
+    """Rows of the table the token ids index: a ``Gather`` over an initializer whose indices are the ids (or a cast of them)."""
+    tables = {t.name: tuple(t.dims) for t in graph.initializer}
+    ids = {ids_name}
+    for node in graph.node:  # nodes are in topological order
+        if node.op_type in ("Cast", "Identity") and node.input and node.input[0] in ids:
+            ids.update(node.output)
+        elif node.op_type == "Gather" and len(node.input) == 2 and node.input[1] in ids and node.input[0] in tables:
+            return int(tables[node.input[0]][0])
+    return None
 
 
 def load_transformers(spec: ModelSpec) -> torch.nn.Module:
@@ -253,8 +283,8 @@ def _embedding_layer(module: torch.nn.Module | None) -> torch.nn.Module | None:
     return next((m for m in module.modules() if isinstance(m, torch.nn.Embedding)), None)
 
 
-def _check_fit(tokenizer: TextTokenizer, config: AuditConfig, embeddings, positions: "Positions | None") -> None:
-    rows = getattr(embeddings, "num_embeddings", None)
+def _check_fit(tokenizer: TextTokenizer, config: AuditConfig, rows: int | None, positions: "Positions | None") -> None:
+    """The tokenizer within the model's vocabulary (``rows`` of its token embedding) and positions."""
     if rows is not None and tokenizer.vocab_size > rows:
         raise ModelError(
             f"the tokenizer {tokenizer.path.name} has {tokenizer.vocab_size:,} tokens but the model embeds only {rows:,}",
