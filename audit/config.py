@@ -424,7 +424,7 @@ class LocalExplanations(Strict):
 
     worst_errors: int = Field(3, ge=0, le=MAX_LOCAL_IDS, description="the most confidently wrong predictions")
     least_certain: int = Field(3, ge=0, le=MAX_LOCAL_IDS, description="predictions closest to the decision boundary")
-    ids: list[int] = Field(default_factory=list, description="row positions (after filter and sampling)")
+    ids: list[int] = Field(default_factory=list, description="row ids: positions in the data as read, before filter and sampling")
 
 
 class ExplanationsCheck(Strict):
@@ -712,6 +712,11 @@ class EngineSpec(Strict):
     workers: int = Field(1, ge=1, le=4096, description="ray only: actors in the prediction pool")
     gpus_per_worker: float = Field(0, ge=0, le=16, description="ray only: GPUs each actor reserves")
     batch_rows: int | None = Field(None, ge=1, le=100_000_000, description="rows per batch; on local, turns on streaming")
+    chunk_rows: int = Field(
+        1024, ge=1, le=1_000_000,
+        description="explained or attacked rows per task (the demo's 500 rows: one task); seeds follow the chunks, "
+        "so results depend on this, never on the workers",
+    )
 
     @model_validator(mode="after")
     def _check_address(self) -> "EngineSpec":

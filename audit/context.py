@@ -36,7 +36,9 @@ class AuditData:
     exact tensor the model was trained on (None for predictions-only audits). ``sensitive``
     holds the sensitive columns as strings, one row per example, aligned with ``labels``.
     ``frame`` keeps the filtered, sampled source rows (predictions-only audits read their
-    decision and score columns from it).
+    decision and score columns from it). ``row_ids`` (int64) names each row by its position in
+    the data as read, before filter and sampling, counted across files in sorted order: the
+    costly checks sample by it (:mod:`audit.sampling`), so every sharding picks the same rows.
     """
 
     labels: np.ndarray
@@ -47,6 +49,7 @@ class AuditData:
     columns: tuple[EncodedColumn, ...] = ()
     frame: pd.DataFrame | None = None
     summary: dict[str, Any] = field(default_factory=dict)
+    row_ids: np.ndarray | None = None
 
     @property
     def n(self) -> int:

@@ -59,9 +59,12 @@ def _load_tabular(spec: TabularData, config: AuditConfig) -> AuditData:
     rows_read = len(frame)
     if rows_read == 0:
         raise DataError(f"{Path(spec.path).name} has no data rows (a header at most)", hint="point data.path at a file with rows")
+    frame.index = pd.RangeIndex(rows_read)  # each row's position as read: its row id
     frame = _apply_filter(frame, spec.filter)
     rows_filtered = len(frame)
-    frame = _sample(frame, spec.sample, config.seed).reset_index(drop=True)
+    frame = _sample(frame, spec.sample, config.seed)
+    row_ids = frame.index.to_numpy(dtype=np.int64)
+    frame = frame.reset_index(drop=True)
     needed = [spec.label.column] + [s.read_from for s in spec.sensitive]
     if config.model.kind == "predictions":
         needed += [c for c in (config.model.decision_column, config.model.score_column) if c]
@@ -91,6 +94,7 @@ def _load_tabular(spec: TabularData, config: AuditConfig) -> AuditData:
         columns=columns,
         frame=frame,
         summary=summary,
+        row_ids=row_ids,
     )
 
 
@@ -463,6 +467,7 @@ def _load_images(spec: ImageData, seed: int, max_groups: int) -> AuditData:
             "value_range": list(spec.value_range),
             "metadata": spec.metadata,
         },
+        row_ids=keep.astype(np.int64),
     )
 
 

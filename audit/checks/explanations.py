@@ -24,13 +24,14 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from audit import progress
+from audit import progress, sampling
 from audit.errors import ConfigError, DataError, ModelError
-from audit.explain import measurements, registry, trust
+from audit.explain import chunked, measurements, registry, trust
 from audit.explain.attribution import Attribution
 from audit.explain.model import ExplainedModel, Request, rows_for_budget
 from audit.explain.plan import Plan, layout_for, make_plan, methods_for
 from audit.results import Measurement
+from audit.scale.executor import executor_for
 
 if TYPE_CHECKING:
     from audit.config import AuditConfig
@@ -103,12 +104,14 @@ def prepare(ctx: "AuditContext") -> None:
         if why is not None:
             works = registry.usable(kind=layout.kind, model=model, groups=groups)
             raise ModelError(f"checks.explanations.methods: {why}", hint=f"use one of {', '.join(works)}")
-    missing = [i for i in config.local.ids if i >= ctx.data.n]
+    row_ids = sampling.ids_of(ctx.data)
+    found = set(row_ids[np.isin(row_ids, config.local.ids)].tolist())
+    missing = [i for i in config.local.ids if i not in found]
     if missing:
         raise DataError(
-            f"checks.explanations.local.ids: row {missing[0]} does not exist; the data has {ctx.data.n:,} rows "
-            f"after filtering and sampling (ids 0 to {ctx.data.n - 1:,})",
-            hint="give row positions within that range",
+            f"checks.explanations.local.ids: row {missing[0]} does not exist; ids are positions in the data as "
+            f"read (from 0), and {ctx.data.n:,} rows remain after filtering and sampling",
+            hint="give the ids of rows that the filter and the sample keep",
         )
     if config.randomization_check and not model.differentiable:
         raise ModelError(
@@ -141,20 +144,28 @@ def run(ctx: "AuditContext") -> list[Measurement]:
     model = explained_model(ctx)
     config = ctx.config.checks.explanations
     features = ctx.data.features
-    with model.session(ctx.seed):
+    with model.session(ctx.seed), executor_for(ctx.config, ctx.model) as executor:
         plan = make_plan(ctx, model)  # in the session: its column statistics run on one thread too
         found = {}
         with progress.task("methods", total=len(plan.methods), unit="method") as step:
             for name in plan.methods:
                 step.note(f"{name} on {len(plan.rows_for(name))} rows")
+                request = build_request(plan, model, features, plan.rows_for(name), ctx)
                 with _timed(ctx, name):
-                    found[name] = registry.attribute(name, build_request(plan, model, features, plan.rows_for(name), ctx))
+                    found[name] = attribute_in_chunks(executor, name, request, ctx)
                 step.advance()
         with progress.task("trust tests"):
             tests = _trust(plan, model, features, found, ctx) if config.trust else {}
         if config.randomization_check:
             tests["randomization"] = _randomization(plan, model, features, found, ctx)
     return measurements.emit(ctx, plan, found, tests)
+
+
+def attribute_in_chunks(executor, name: str, request: Request, ctx: "AuditContext") -> Attribution:
+    """A method on the request's rows, chunk by chunk through ``executor``, joined in row order."""
+    found = executor.map(chunked.tasks(request, name, row_ids=sampling.ids_of(ctx.data), seed=ctx.seed,
+                                       size=ctx.config.engine.chunk_rows))
+    return chunked.joined(found)
 
 
 def build_request(plan: Plan, model: ExplainedModel, features: torch.Tensor, rows: np.ndarray, ctx: "AuditContext") -> Request:

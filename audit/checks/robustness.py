@@ -32,15 +32,16 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from audit import attacks, groups, stats
+from audit import attacks, groups, sampling, stats
 from audit.checks import metric_names
 from audit.context import AuditContext
 from audit.errors import ConfigError
 from audit.models import predictions_from_outputs
 from audit.results import Measurement, Reason, small_group
-from audit.robust import sanity, summary, sweep
+from audit.robust import chunked, sanity, summary, sweep
 from audit.robust.domain import build_domain, column_rules
 from audit.robust.wrappers import attack_session, decision_logits
+from audit.scale.executor import executor_for
 
 CHECK = "robustness"
 CATALOGUE = metric_names.ROBUSTNESS_CATALOGUE
@@ -107,7 +108,7 @@ def prepare(ctx: AuditContext) -> None:
 class Setup:
     """What a robustness run attacks and how: public for the benchmark and the tests."""
 
-    rows: np.ndarray  # positions in the evaluation data, sorted
+    rows: np.ndarray  # positions in the evaluation data, in row-id order
     domain: object
     target: sweep.Target
     plan: sweep.Plan
@@ -126,9 +127,10 @@ def run(ctx: AuditContext) -> list[Measurement]:
     if setup.domain.movable == 0:
         ctx.warn("robustness: every input feature is held fixed (immutable, sensitive or categorical), so no attack can change anything")
     keep = ctx.config.checks.robustness.examples
-    with attack_session(ctx.model, row_size=int(ctx.data.features[0].numel())):
-        outcomes = [sweep.run(attacks.get(name), setup.target, setup.epsilons, setup.plan, keep=keep) for name in setup.names]
-        large = _large_epsilon_run(ctx, setup)
+    row_size = int(ctx.data.features[0].numel())
+    with attack_session(ctx.model, row_size=row_size), executor_for(ctx.config, ctx.model) as executor:
+        outcomes = [attack_in_chunks(executor, ctx, setup, name, setup.epsilons, setup.plan, keep) for name in setup.names]
+        large = _large_epsilon_run(ctx, setup, executor)
         examples = _examples(ctx, outcomes, setup)
     rng = np.random.default_rng([ctx.seed, 6])
     cells, groupings = _groupings(ctx, setup)
@@ -138,12 +140,22 @@ def run(ctx: AuditContext) -> list[Measurement]:
     return out + _large_epsilon(large, setup, rng) + _flags(ctx, outcomes, large, setup) + examples
 
 
+def attack_in_chunks(executor, ctx: AuditContext, setup: Setup, name: str, epsilons: list[float], plan: sweep.Plan,
+                     keep: int | None) -> sweep.Outcome:
+    """One attack's sweep, chunk by chunk of the attacked rows through ``executor``, joined in row order."""
+    size = ctx.config.engine.chunk_rows
+    found = executor.map(chunked.tasks(
+        name, setup.target, epsilons, plan, keep=keep, row_ids=sampling.ids_of(ctx.data)[setup.rows], seed=ctx.seed,
+        size=size, classes=ctx.data.classes, positive_index=ctx.data.positive_index, model_spec=ctx.config.model,
+    ))
+    return chunked.joined(found, size, keep)
+
+
 def plan_run(ctx: AuditContext) -> Setup:
     """Sample the rows, build the domain and the target, and settle the epsilons and attacks."""
     check, data, spec = ctx.config.checks.robustness, ctx.data, ctx.config.model
-    rows = np.arange(data.n)
-    if data.n > check.rows:
-        rows = np.sort(np.random.default_rng([ctx.seed, 5]).choice(data.n, size=check.rows, replace=False))
+    # the rows with the smallest seeded hashes of their row ids, in row-id order: the same rows in a sharded run
+    rows = sampling.sorted_sample(sampling.ids_of(data), ctx.seed, "robustness", check.rows)
     logits = decision_logits(
         ctx.model, positive_index=data.positive_index, output=spec.output, threshold=spec.threshold, batch_size=spec.batch_size
     )
@@ -331,12 +343,12 @@ def _gap(outcome, setup: Setup, grouping, value, boot, high, low, sizes) -> Meas
 # ---------------------------------------------------------------- large epsilon and flags
 
 
-def _large_epsilon_run(ctx: AuditContext, setup: Setup) -> sweep.Outcome:
+def _large_epsilon_run(ctx: AuditContext, setup: Setup, executor) -> sweep.Outcome:
     name = LARGE_EPSILON_ATTACK[setup.plan.norm] if ctx.model.differentiable else attacks.BLACK_BOX
     # the deterministic start alone: this run tests the gradients, and random starts over a ball
     # that covers every input would break points whatever the gradients say
     plan = dataclasses.replace(setup.plan, restarts=0)
-    return sweep.run(attacks.get(name), setup.target, [setup.domain.large_epsilon()], plan, keep=0)
+    return attack_in_chunks(executor, ctx, setup, name, [setup.domain.large_epsilon()], plan, 0)
 
 
 def _large_epsilon(large: sweep.Outcome, setup: Setup, rng) -> list[Measurement]:
@@ -390,7 +402,7 @@ def _examples(ctx: AuditContext, outcomes: list[sweep.Outcome], setup: Setup) ->
     for i, position in enumerate(positions):
         level = int(outcome.broken_at[position])  # past the grid: a minimal attack's example larger than every epsilon
         params = _params(
-            outcome, setup, eps=outcome.epsilons[level] if level < len(outcome.epsilons) else None, row=int(setup.rows[position]),
+            outcome, setup, eps=outcome.epsilons[level] if level < len(outcome.epsilons) else None, row=int(sampling.ids_of(ctx.data)[setup.rows[position]]),
             true_class=classes[int(setup.target.labels[position])], adversarial_class=classes[int(decided[i])],
         )
         m = Measurement(CHECK, "adversarial_example", float(outcome.distance[position]), n=1, params=params)

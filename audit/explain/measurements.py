@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from audit import sampling
 from audit.checks import metric_names
 from audit.explain import registry
 from audit.explain.aggregate import (
@@ -49,7 +50,7 @@ if TYPE_CHECKING:
 
 CHECK = "explanations"
 PROXIES = 3
-PROXY_ROWS = 50_000
+PROXY_ROWS = sampling.PROXY_ROWS
 """Rows that proxy associations are measured on (a seeded sample beyond that)."""
 CATALOGUE = metric_names.EXPLANATIONS_CATALOGUE
 METRICS = metric_names.EXPLANATIONS
@@ -228,7 +229,8 @@ def _proxy_rows(ctx: "AuditContext") -> np.ndarray:
     """
     if ctx.data.n <= PROXY_ROWS:
         return np.arange(ctx.data.n)
-    return np.sort(np.random.default_rng([ctx.seed, 7]).choice(ctx.data.n, PROXY_ROWS, replace=False))
+    # a hash sample of row ids (audit.sampling): a sharded run measures the same rows
+    return sampling.sorted_sample(sampling.ids_of(ctx.data), ctx.seed, "proxies", PROXY_ROWS)
 
 
 def _proxies(ctx: "AuditContext", plan: "Plan", column: str, rows: np.ndarray):
@@ -295,8 +297,12 @@ def _local(ctx: "AuditContext", plan: "Plan", found: dict[str, Attribution]) -> 
     for local in plan.local:
         for name, attribution in found.items():
             one = attribution.at_rows([local.row])
-            about = _row_params(ctx, local.row, int(one.targets[0])) | {"method": name, "row": local.row, "reason": local.reason}
-            out += _tabular_row(ctx, plan, one, about) if plan.layout.kind == "tabular" else [_image_row(ctx, one, about)]
+            row_id = int(sampling.ids_of(ctx.data)[local.row])  # the row's id, whatever the filter or sample
+            about = _row_params(ctx, local.row, int(one.targets[0])) | {"method": name, "row": row_id, "reason": local.reason}
+            if plan.layout.kind == "tabular":
+                out += _tabular_row(ctx, plan, one, about, local.row)
+            else:
+                out.append(_image_row(ctx, one, about, local.row))
     return out
 
 
@@ -309,14 +315,14 @@ def _row_params(ctx: "AuditContext", row: int, target: int) -> dict[str, Any]:
     return params
 
 
-def _tabular_row(ctx: "AuditContext", plan: "Plan", one: Attribution, about: dict[str, Any]) -> list[Measurement]:
+def _tabular_row(ctx: "AuditContext", plan: "Plan", one: Attribution, about: dict[str, Any], position: int) -> list[Measurement]:
     values = plan.layout.sum(one.values)[0]
     frame = ctx.data.frame
     out = [Measurement(CHECK, "local_output", float(one.outputs[0]), n=1,
                        params=about | {"base_value": float(one.base_values[0])})]
     base = {k: about[k] for k in ("method", "row", "reason")}
     for k, feature in enumerate(plan.layout.names):
-        shown = _shown(frame[feature].iloc[about["row"]]) if frame is not None and feature in frame else ""
+        shown = _shown(frame[feature].iloc[position]) if frame is not None and feature in frame else ""
         out.append(Measurement(CHECK, "local_attribution", float(values[k]), n=1,
                                params=base | {"feature": feature, "value": shown}))
     return out
@@ -328,9 +334,9 @@ def _shown(value: Any) -> str:
     return str(value)
 
 
-def _image_row(ctx: "AuditContext", one: Attribution, about: dict[str, Any]) -> Measurement:
+def _image_row(ctx: "AuditContext", one: Attribution, about: dict[str, Any], position: int) -> Measurement:
     shape, cells, scale = compact_map(one.values[0])
-    image = ctx.data.features[about["row"]].numpy()
+    image = ctx.data.features[position].numpy()
     params = about | {"base_value": float(one.base_values[0]), "output": float(one.outputs[0])}
     m = Measurement(CHECK, "attribution_map", float(one.values[0].sum()), n=1, params=params)
     ctx.illustrate(m, {"shape": shape, "map": cells, "scale": scale,

@@ -1,11 +1,13 @@
 """What the explanations check explains: methods, rows, target classes and references.
 
-Rows: one seeded random sample of ``rows`` rows for the global and per-group figures; a
-costly method (exact Shapley values, KernelExplainer, LIME...) explains only its first
-``costly_rows``, which are themselves a random sample, so every method's rows are nested and
-two methods can be compared on the rows they share. Local explanations add chosen rows: the
-most confidently wrong predictions, the least certain ones, the spec's ids and, for images,
-one correctly classified example per class.
+Rows: one seeded sample of ``rows`` rows for the global and per-group figures; a costly
+method (exact Shapley values, KernelExplainer, LIME...) explains only its first
+``costly_rows``, which are themselves a sample, so every method's rows are nested and two
+methods can be compared on the rows they share. Local explanations add chosen rows: the most
+confidently wrong predictions, the least certain ones, the spec's row ids and, for images, one
+correctly classified example per class. Every pick is an order statistic of the row ids
+(:mod:`audit.sampling`): the sample is the rows with the smallest seeded hashes, in hash
+order, and ties among chosen rows go to the smaller row id, so a sharded run picks the same rows.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
+from audit import sampling
 from audit.explain import registry
 from audit.explain.attribution import FeatureLayout, occlusion_window
 from audit.explain.model import ExplainedModel
@@ -24,8 +27,7 @@ if TYPE_CHECKING:
     from audit.config import ExplanationsCheck
     from audit.context import AuditContext
 
-BACKGROUND_ROWS = 100
-"""Background sample of the SHAP methods: their base value is its mean output."""
+BACKGROUND_ROWS = sampling.BACKGROUND_ROWS
 CLASS_EXAMPLES = 12
 """Images: at most this many classes get an example heatmap."""
 
@@ -74,11 +76,10 @@ def make_plan(ctx: "AuditContext", model: ExplainedModel) -> Plan:
     config = ctx.config.checks.explanations
     layout = layout_for(ctx)
     methods = methods_for(config, model, layout)
-    rng = np.random.default_rng([ctx.seed, 5])
-    n = ctx.data.n
-    sample = rng.permutation(n)[: min(config.rows, n)]
+    row_ids = sampling.ids_of(ctx.data)
+    sample = sampling.sample(row_ids, ctx.seed, "explanations", config.rows)
     caps = {m: min(len(sample), config.costly_rows) if registry.get(m).costly else len(sample) for m in methods}
-    background = np.sort(rng.choice(n, size=min(BACKGROUND_ROWS, n), replace=False))
+    background = sampling.sorted_sample(row_ids, ctx.seed, "background", BACKGROUND_ROWS)
     return Plan(
         layout=layout,
         methods=methods,
@@ -146,48 +147,45 @@ def baseline(features: torch.Tensor, kind: str, data_kind: str) -> torch.Tensor:
 
 
 def local_rows(ctx: "AuditContext", sample: np.ndarray) -> tuple[LocalRow, ...]:
-    """Rows for local explanations, each once, with why it was chosen."""
+    """Rows for local explanations, each once, with why it was chosen (requested ones by row id)."""
     config = ctx.config.checks.explanations.local
     chosen: dict[int, str] = {}
     for row in worst_errors(ctx, config.worst_errors):
         chosen.setdefault(row, "worst error")
     for row in least_certain(ctx, config.least_certain, exclude=set(chosen)):
         chosen.setdefault(row, "least certain")
-    for row in config.ids:
-        chosen.setdefault(int(row), "requested")
+    for row in requested_rows(ctx, config.ids):
+        chosen.setdefault(row, "requested")
     if ctx.config.data.kind == "image":
         for row in class_examples(ctx, sample):
             chosen.setdefault(row, "class example")
     return tuple(LocalRow(row, reason) for row, reason in chosen.items())
 
 
+def requested_rows(ctx: "AuditContext", ids: list[int]) -> list[int]:
+    """Positions of the requested row ids, in the spec's order; ids not in the data are left out."""
+    row_ids = sampling.ids_of(ctx.data)
+    found = np.flatnonzero(np.isin(row_ids, np.asarray(ids, dtype=np.int64)))
+    where = {int(row_ids[p]): int(p) for p in found}
+    return [where[int(i)] for i in ids if int(i) in where]
+
+
 def worst_errors(ctx: "AuditContext", count: int) -> list[int]:
-    """The wrong predictions made with the highest confidence in the predicted class."""
-    decisions, labels = ctx.predictions.decisions, ctx.data.labels
-    wrong = np.flatnonzero(decisions != labels)
-    if count == 0 or wrong.size == 0 or ctx.predictions.probabilities is None:
-        return []
-    confidence = ctx.predictions.probabilities[wrong, decisions[wrong]]
-    return wrong[np.argsort(-confidence, kind="stable")[:count]].tolist()
+    """The wrong predictions made with the highest confidence in the predicted class (ties: smaller row id)."""
+    found = sampling.worst_errors(sampling.ids_of(ctx.data), ctx.data.labels, ctx.predictions.decisions,
+                                  ctx.predictions.probabilities, count)
+    return found.tolist()
 
 
 def least_certain(ctx: "AuditContext", count: int, *, exclude: set[int]) -> list[int]:
-    """The predictions closest to the decision boundary (threshold; or top two classes)."""
+    """The predictions closest to the decision boundary (threshold; or top two classes; ties: smaller row id)."""
     probabilities = ctx.predictions.probabilities
     if count == 0 or probabilities is None:
         return []
-    if ctx.data.is_binary:
-        margin = np.abs(probabilities[:, ctx.data.positive_index] - ctx.config.model.threshold)
-    else:
-        top = np.sort(probabilities, axis=1)
-        margin = top[:, -1] - top[:, -2]
-    # the smallest margins without sorting every row: all rows up to the (count + excluded)-th
-    # smallest margin, ties included, then the stable order among them (that of a full sort)
-    wanted = min(count + len(exclude), margin.size)
-    limit = np.partition(margin, wanted - 1)[wanted - 1]
-    candidates = np.flatnonzero(margin <= limit)
-    ordered = candidates[np.argsort(margin[candidates], kind="stable")]
-    return [int(r) for r in ordered if int(r) not in exclude][:count]
+    data = ctx.data
+    margin = sampling.margins(probabilities, positive_index=data.positive_index if data.is_binary else None,
+                              threshold=ctx.config.model.threshold)
+    return sampling.least_certain(sampling.ids_of(data), margin, count, exclude=np.array(sorted(exclude), dtype=np.int64)).tolist()
 
 
 def class_examples(ctx: "AuditContext", sample: np.ndarray) -> list[int]:

@@ -282,7 +282,9 @@ class TabularDomain:
     kind = "tabular"
     units = "standard deviations"
 
-    def __init__(self, *, clean: torch.Tensor, rules: ColumnRules, norm: str, logits: nn.Module, device: torch.device) -> None:
+    def __init__(self, *, clean: torch.Tensor, rules: ColumnRules, norm: str, logits: nn.Module, device: torch.device,
+                 widest: float | None = None) -> None:
+        """``widest``: the attack-unit range of all attacked rows, when these are a chunk of them (same units)."""
         self.clean, self.rules, self.norm, self.device = clean, rules, norm, device
         self.logits = logits
         self.images = False
@@ -292,7 +294,7 @@ class TabularDomain:
         # the clean value stays allowed even where the spec's bounds exclude it
         self.low = np.minimum(rules.low[self.mutable], values)
         self.high = np.maximum(rules.high[self.mutable], values)
-        self.range = self._widest_range()
+        self.range = self._widest_range() if widest is None else widest
         self.bits = max(1, math.ceil(math.log2(max(len(clean), 2))))
         # integer features are rounded only by the projection: an attack must not stop at the
         # first adversarial iterate, which rounding may take back

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from audit import stats
+from audit import sampling, stats
 from audit.context import AuditContext
 from audit.errors import CheckError
 from audit.results import Measurement, Reason
@@ -186,11 +186,14 @@ def run_counterfactual(ctx: AuditContext) -> list[Measurement]:
     return out
 
 
-def largest_changes(pooled: list[SwapOutcome]) -> list[tuple[int, str, float, str, float]]:
-    """(row, rewritten text, new score, direction, change) of every swapped text, largest |change| first."""
+def largest_changes(pooled: list[SwapOutcome], row_ids: np.ndarray) -> list[tuple[int, str, float, str, float]]:
+    """(row, rewritten text, new score, direction, change) of every swapped text, largest |change| first.
+
+    ``row`` is a position in the data; ties go to the smaller row id.
+    """
     found = [(int(r), new, float(s), p.direction, float(c)) for p in pooled
              for r, new, s, c in zip(p.rows, p.rewritten, p.scores, p.change)]
-    return sorted(found, key=lambda item: (-abs(item[4]), item[0]))
+    return sorted(found, key=lambda item: (-abs(item[4]), int(row_ids[item[0]])))
 
 
 def _change_measurements(ctx, change: np.ndarray, flips: np.ndarray, params: dict, rng) -> list[Measurement]:
@@ -217,9 +220,10 @@ def _change_measurements(ctx, change: np.ndarray, flips: np.ndarray, params: dic
 def _examples(ctx, swap: str, pooled: list[SwapOutcome], count: int, texts: list[str]) -> list[Measurement]:
     """The texts whose score moved most, original and rewritten (the report escapes them)."""
     out = []
-    for row, new, score, name, change in largest_changes(pooled)[:count]:
+    row_ids = sampling.ids_of(ctx.data)
+    for row, new, score, name, change in largest_changes(pooled, row_ids)[:count]:
         out.append(Measurement("counterfactual", "counterfactual_example", change, n=1, params={
-            "swap": swap, "direction": name, "row": row, "text": texts[row][:EXAMPLE_CHARS],
+            "swap": swap, "direction": name, "row": int(row_ids[row]), "text": texts[row][:EXAMPLE_CHARS],
             "counterfactual": new[:EXAMPLE_CHARS], "score": float(ctx.predictions.scores[row]),
             "counterfactual_score": score,
         }))
@@ -275,12 +279,15 @@ def run_token_attributions(ctx: AuditContext) -> list[Measurement]:
     section = ctx.config.checks.token_attributions
     texts = texts_of(ctx)
     rng = np.random.default_rng([ctx.seed, 14])
-    sample = np.sort(rng.choice(ctx.data.n, size=min(section.rows, ctx.data.n), replace=False))
+    row_ids = sampling.ids_of(ctx.data)
+    # the rows with the smallest seeded hashes of their row ids (nested: the costly methods' are among them)
+    sample = sampling.sorted_sample(row_ids, ctx.seed, "text_explanations", section.rows)
+    costly = sampling.sorted_sample(row_ids, ctx.seed, "text_explanations", min(section.costly_rows, section.rows))
     targets = _explained_class(ctx)
     found, batches = {}, {}
     methods = section.methods or attr.defaults(ctx.model)
     for name in methods:
-        rows = sample[: section.costly_rows] if registry.get(name).costly else sample
+        rows = costly if registry.get(name).costly else sample
         batches[name] = attr.text_batch(ctx.model, [texts[r] for r in rows], rows, targets[rows])
         found[name] = attr.explain(ctx.model, name, batches[name], steps=section.steps, seed=ctx.seed)
     primary = methods[0]
@@ -406,6 +413,13 @@ def _agreement(first: str, second: str, a_words, b_words) -> Measurement:
                        status=None if values else "undefined", reason=None if values else Reason.NO_ROWS)
 
 
+def text_worst_errors(ctx, count: int) -> np.ndarray:
+    """Positions of the wrong decisions farthest from the threshold (ties: smaller row id first)."""
+    wrong = np.flatnonzero(ctx.predictions.decisions != ctx.data.labels)
+    confidence_in_error = np.abs(ctx.predictions.scores[wrong] - ctx.config.model.threshold)
+    return wrong[sampling.smallest(-confidence_in_error, sampling.ids_of(ctx.data)[wrong], count)]
+
+
 def _highlights(ctx, method: str, texts: list[str], targets: np.ndarray, section) -> list[Measurement]:
     """Word attributions of the worst errors, the least certain texts and the largest counterfactual changes.
 
@@ -444,7 +458,8 @@ def _word_lists(ctx, method: str, texts: list[str], rows: list[int], targets: np
 
 
 def _highlight(ctx, method: str, row: int, reason: str, words, extra: dict | None = None) -> Measurement:
-    params = {"method": method, "row": row, "reason": reason, "label": ctx.data.classes[ctx.data.labels[row]],
+    params = {"method": method, "row": int(sampling.ids_of(ctx.data)[row]), "reason": reason,
+              "label": ctx.data.classes[ctx.data.labels[row]],
               "positive": bool(ctx.data.labels[row] == ctx.data.positive_index), "words": _rounded(words)}
     return Measurement("token_attributions", "highlighted_text", float(ctx.predictions.scores[row]), n=1,
                        params=params | (extra or {}))
@@ -457,11 +472,11 @@ def _rounded(words) -> list[list]:
 def _chosen_rows(ctx, count: int) -> list[tuple[int, str]]:
     """The worst errors (most confident wrong decisions) and the least certain texts, each row once."""
     scores = ctx.predictions.scores
-    wrong = np.flatnonzero((ctx.predictions.decisions != ctx.data.labels))
-    confidence_in_error = np.abs(scores[wrong] - ctx.config.model.threshold)
-    chosen = [(int(r), "worst error") for r in wrong[np.argsort(-confidence_in_error, kind="stable")][:count]]
-    uncertain = np.argsort(np.abs(scores - ctx.config.model.threshold), kind="stable")
-    chosen += [(int(r), "least certain") for r in uncertain if int(r) not in {c for c, _ in chosen}][:count]
+    chosen = [(int(r), "worst error") for r in text_worst_errors(ctx, count)]
+    margin = np.abs(scores - ctx.config.model.threshold)
+    exclude = np.array([r for r, _ in chosen], dtype=np.int64)
+    chosen += [(int(r), "least certain")
+               for r in sampling.least_certain(sampling.ids_of(ctx.data), margin, count, exclude=exclude)]
     return chosen
 
 
@@ -469,7 +484,7 @@ def _largest_swaps(ctx, count: int, taken: set[int]) -> list[tuple[int, tuple[st
     """The texts (not already highlighted) whose score a swap moved most: row, (rewritten, direction, change)."""
     pooled = [outcome for outcomes in swap_outcomes(ctx).values() for outcome in outcomes]
     found: list[tuple[int, tuple[str, str, float]]] = []
-    for row, new, _, direction, change in largest_changes(pooled):
+    for row, new, _, direction, change in largest_changes(pooled, sampling.ids_of(ctx.data)):
         if row not in taken and len(found) < count:
             taken = taken | {row}
             found.append((row, (new, direction, change)))
@@ -490,7 +505,7 @@ def run_text_robustness(ctx: AuditContext) -> list[Measurement]:
     binary_scores(ctx, "text_robustness")
     section = ctx.config.checks.text_robustness
     texts = texts_of(ctx)
-    rows = np.sort(np.random.default_rng([ctx.seed, 15]).choice(ctx.data.n, size=min(section.rows, ctx.data.n), replace=False))
+    rows = sampling.sorted_sample(sampling.ids_of(ctx.data), ctx.seed, "text_robustness", section.rows)
     correct = ctx.predictions.decisions[rows] == ctx.data.labels[rows]
     protected = _protected_terms(ctx, section)
     readable = _readable_words(ctx, [texts[r] for r in rows])
@@ -579,8 +594,10 @@ def _search(ctx, text: str, row: int, candidates, protected, readable: int, budg
         return p < threshold if is_positive else p <= 1.0 - threshold
 
     words = sum(piece[0].isalpha() for piece in attacks.pieces(text))
+    # seeded by the row id, not the position: a sharded run searches each text as the local run does
+    row_id = int(sampling.ids_of(ctx.data)[row])
     return attacks.search(text, flipped, limit=attacks.word_limit(budget, words), candidates=candidates,
-                          protected=protected, readable_words=readable, seed=ctx.seed + row)
+                          protected=protected, readable_words=readable, seed=ctx.seed + row_id)
 
 
 def _attack_measurements(ctx, name, section, rows, correct, outcomes) -> list[Measurement]:
@@ -624,7 +641,7 @@ def _adversarial_examples(ctx, name, section, rows, outcomes, texts) -> list[Mea
         adversarial = outcomes[k].adversarial
         scores, _ = positive_scores(ctx, [adversarial])
         out.append(Measurement("text_robustness", "adversarial_text", float(scores[0]), n=1, params={
-            "attack": name, "row": row, "words_changed": changed, "text": texts[row][:EXAMPLE_CHARS],
+            "attack": name, "row": int(sampling.ids_of(ctx.data)[row]), "words_changed": changed, "text": texts[row][:EXAMPLE_CHARS],
             "adversarial": adversarial[:EXAMPLE_CHARS], "score": float(ctx.predictions.scores[row]),
         }))
     return out

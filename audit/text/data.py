@@ -24,9 +24,12 @@ from audit.text.tokens import load_tokenizer
 def load_text_data(spec: TextData, config: AuditConfig) -> AuditData:
     frame = _read(spec)
     rows_read = len(frame)
+    frame.index = pd.RangeIndex(rows_read)  # each row's position as read: its row id
     frame = _apply_filter(frame, spec.filter)
     rows_filtered = len(frame)
-    frame = _sample(frame, spec.sample, config.seed).reset_index(drop=True)
+    frame = _sample(frame, spec.sample, config.seed)
+    row_ids = frame.index.to_numpy(dtype=np.int64)
+    frame = frame.reset_index(drop=True)
     require_columns(frame, [spec.text_column, spec.label.column] + [s.column for s in spec.sensitive], spec.path)
     texts = checked_texts(frame[spec.text_column], spec.text_column)
     labels = encode_labels(frame[spec.label.column], spec.label, where=f"column '{spec.label.column}'")
@@ -54,6 +57,7 @@ def load_text_data(spec: TextData, config: AuditConfig) -> AuditData:
         features=encoded.ids,
         frame=frame,
         summary=summary,
+        row_ids=row_ids,
     )
 
 
