@@ -134,3 +134,21 @@ def test_counterfactual_highlight_and_group_words_are_escaped_in_the_report(audi
     html = render(AuditResult(**{**result.__dict__, "measurements": [*result.measurements, *extra]}))
     assert hostile not in html
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html and "Swapped</strong> (male-&gt;female" in html
+
+
+def test_highlights_and_counterfactual_examples_name_rows_by_their_row_id(tmp_path):
+    """With a filter and a sample, a row named in the report is the row of the file as read."""
+    make_project(tmp_path)
+    spec = write_spec(tmp_path, "sampled.yaml", data__filter="source == 'forum'", data__sample={"n": 30},
+                      checks__token_attributions={"rows": 10, "steps": 4, "examples": 2},
+                      checks__text_robustness={"enabled": False})
+    result = run_audit(load_config(spec))
+    read = pd.read_csv(tmp_path / "texts.csv")["text"]
+    named = result.select("counterfactual", "counterfactual_example")
+    assert named and all(read[m.params["row"]] == m.params["text"] for m in named)
+    swapped = [m for m in result.select("token_attributions", "highlighted_text")
+               if m.params["reason"] == "largest counterfactual change"]
+    assert swapped
+    for m in swapped:  # the words the model read (10 tokens: the first 8 words)
+        words = [w for w, _ in m.params["words"]]
+        assert words and words == read[m.params["row"]].split()[: len(words)]
