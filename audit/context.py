@@ -39,6 +39,12 @@ class AuditData:
     decision and score columns from it). ``row_ids`` (int64) names each row by its position in
     the data as read, before filter and sampling, counted across files in sorted order: the
     costly checks sample by it (:mod:`audit.sampling`), so every sharding picks the same rows.
+
+    ``weights`` is None when every entry is one row (the local, in-memory run). A sharded run
+    holds the merged summary instead: one entry per distinct row (sensitive values, label,
+    predictions) and in ``weights`` how many rows it stands for, so the driver's memory grows
+    with the distinct rows, not the rows. The fairness, performance and data checks read
+    every entry with its weight; ``n`` is the number of rows either way.
     """
 
     labels: np.ndarray
@@ -50,10 +56,12 @@ class AuditData:
     frame: pd.DataFrame | None = None
     summary: dict[str, Any] = field(default_factory=dict)
     row_ids: np.ndarray | None = None
+    weights: np.ndarray | None = None
 
     @property
     def n(self) -> int:
-        return int(self.labels.shape[0])
+        """Rows audited: the entries, or the sum of their weights."""
+        return int(self.labels.shape[0]) if self.weights is None else int(self.weights.sum())
 
     @property
     def is_binary(self) -> bool:

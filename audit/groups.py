@@ -114,11 +114,28 @@ def crosses(columns: tuple[str, ...], setting: str | list[list[str]]) -> list[tu
     return [combo for size in range(2, largest + 1) for combo in itertools.combinations(columns, size)]
 
 
-def cell_tables(cells: Cells, labels: np.ndarray, decisions: np.ndarray, n_classes: int) -> np.ndarray:
-    """(cells, C, C) confusion counts, rows true class, columns predicted: one bincount."""
+def cell_tables(cells: Cells, labels: np.ndarray, decisions: np.ndarray, n_classes: int,
+                weights: np.ndarray | None = None) -> np.ndarray:
+    """(cells, C, C) confusion counts, rows true class, columns predicted: one bincount.
+
+    ``weights``: how many rows each entry stands for (a merged summary's counts), or None.
+    """
     square = n_classes * n_classes
-    flat = np.bincount(cells.codes * square + labels * n_classes + decisions, minlength=cells.count * square)
-    return flat.reshape(cells.count, n_classes, n_classes)
+    index = cells.codes * square + labels * n_classes + decisions
+    return weighted_bincount(index, weights, cells.count * square).reshape(cells.count, n_classes, n_classes)
+
+
+def weighted_bincount(index: np.ndarray, weights: np.ndarray | None, length: int) -> np.ndarray:
+    """``np.bincount`` with integer weights, exact: int64 counts whatever the weights.
+
+    numpy sums weights in float64; integer weights are summed exactly up to 2**53 rows, so the
+    float sums are rounded back to the integers they are.
+    """
+    if weights is None:
+        return np.bincount(index, minlength=length)
+    if weights.sum() >= 2**53:
+        raise ValueError("more than 2**53 rows: integer counts would lose precision in float64")
+    return np.rint(np.bincount(index, weights=weights, minlength=length)).astype(np.int64)
 
 
 def group_tables(tables: np.ndarray, grouping: Grouping) -> np.ndarray:

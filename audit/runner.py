@@ -76,7 +76,9 @@ def build_context(config: AuditConfig) -> AuditContext:
     if config.engine.sharded:
         from audit.scale import engine  # shards, summaries and (optionally) Ray
 
-        return engine.build_context(config)
+        ctx = engine.build_context(config)
+        _warn_one_class(ctx)
+        return ctx
     with progress.task("loading data"):
         data = load_data(config)
     model: ModelAdapter | None = None

@@ -62,12 +62,14 @@ class Units:
 
 
 def collapse(scores: np.ndarray, positive: np.ndarray, cells: np.ndarray | None = None,
-             losses: np.ndarray | None = None) -> Units:
+             losses: np.ndarray | None = None, weights: np.ndarray | None = None) -> Units:
     """Sort the rows by decreasing score once and collapse equal (cell, score, label) rows.
 
     ``losses``: each row's log loss when ``scores`` are positive-class probabilities (then they
     are the calibration confidence too); None otherwise. ``cells``: small non-negative integers,
-    or None for one group.
+    or None for one group. ``weights``: how many rows each entry stands for (a merged summary's
+    counts; None: one each). The units, and so every statistic, do not depend on the order of
+    the entries, nor on whether equal rows come one by one or as one weighted entry.
     """
     scores = np.asarray(scores, dtype=np.float64).ravel()
     positive = np.asarray(positive).ravel().astype(bool)
@@ -82,11 +84,15 @@ def collapse(scores: np.ndarray, positive: np.ndarray, cells: np.ndarray | None 
     key = key[within]
     starts = np.flatnonzero(np.concatenate([[True], key[1:] != key[:-1]])) if key.size else np.zeros(0, np.int64)
     first = order[within[starts]]
+    if weights is None:
+        count = np.diff(np.append(starts, key.size)).astype(np.int64)
+    else:
+        count = np.add.reduceat(np.asarray(weights, dtype=np.int64)[order[within]], starts) if key.size else np.zeros(0, np.int64)
     return Units(
         rank=rank[within[starts]],
         cell=cells[first],
         positive=positive[first],
-        count=np.diff(np.append(starts, key.size)).astype(np.int64),
+        count=count,
         score=scores[first],
         loss=None if losses is None else np.asarray(losses, dtype=np.float64)[first],
     )

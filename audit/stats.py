@@ -472,14 +472,16 @@ def calibration(confidence: np.ndarray, outcome: np.ndarray, n_bins: int) -> Cal
     )
 
 
-def distinct_rows(columns: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+def distinct_rows(columns: list[np.ndarray], weights: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Group equal rows: the first index of each distinct row and how many rows share it.
 
     Sorted by the first column, then the next, and so on. A statistic that depends on the
     rows only through their values can run on the distinct rows weighted by their counts,
     and be bootstrapped by :func:`bootstrap_count_chunks` on those counts: few distinct rows
     (decile scores) make the bootstrap cheap, and sorting by score first saves a sort per
-    chunk in :class:`Ranking`.
+    chunk in :class:`Ranking`. ``weights`` (integers): how many rows each entry already
+    stands for; the counts are then their sums, so rows given one by one or already counted
+    give the same distinct rows and counts, in the same order.
     """
     order = np.lexsort(tuple(np.asarray(column) for column in reversed(columns)))
     change = np.zeros(order.size, dtype=bool)
@@ -488,8 +490,33 @@ def distinct_rows(columns: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         ranked = np.asarray(column)[order]
         change[1:] |= ranked[1:] != ranked[:-1]
     starts = np.flatnonzero(change)
-    counts = np.diff(np.append(starts, order.size))
+    if weights is None:
+        counts = np.diff(np.append(starts, order.size))
+    else:
+        counts = np.add.reduceat(np.asarray(weights, dtype=np.int64)[order], starts) if order.size else np.zeros(0, np.int64)
     return order[starts], counts
+
+
+def weighted_median(values: np.ndarray, weights: np.ndarray | None = None) -> float:
+    """``np.median`` of the rows, where entry ``i`` stands for ``weights[i]`` rows (None: one each).
+
+    The middle row (or the mean of the two middle rows) of the sorted rows, found on the
+    cumulative weights without repeating any entry.
+
+    Examples
+    --------
+    >>> weighted_median(np.array([3.0, 1.0, 2.0]), np.array([1, 2, 1]))
+    1.5
+    """
+    values = np.asarray(values, dtype=np.float64)
+    if weights is None:
+        return float(np.median(values))
+    order = np.argsort(values, kind="stable")
+    ends = np.cumsum(np.asarray(weights, dtype=np.int64)[order])
+    n = int(ends[-1])
+    low = values[order[np.searchsorted(ends, (n - 1) // 2, side="right")]]
+    high = values[order[np.searchsorted(ends, n // 2, side="right")]]
+    return float(np.mean([low, high]))
 
 
 def binomial_interval(successes: np.ndarray, trials: np.ndarray, level: float) -> tuple[np.ndarray, np.ndarray]:

@@ -68,7 +68,7 @@ def _write_log(root: Path) -> None:
 
 
 def _parts(rows: int) -> None:
-    """The costs a cluster projection needs: one batch's summary, the merge, the rebuild, the checks."""
+    """The costs a cluster projection needs: one batch's summary, the merge, the context the checks read."""
     from audit import load_config
     from audit.scale import engine, summaries
     from tests.decision_log import decision_log, spec, split
@@ -92,7 +92,7 @@ def _parts(rows: int) -> None:
     print("| part | seconds |\n|---|---|")
     print(f"| summarize, per 1M rows (one process) | {per_row * 1e6:.2f} |")
     print(f"| merge {len(parts)} summaries ({sum(p.counts.size for p in parts):,} distinct rows in, {merged.counts.size:,} out) | {merge:.3f} |")
-    print(f"| rebuild {rows:,} rows from the merged summary | {rebuild:.2f} |")
+    print(f"| the checks' context from the merged summary ({merged.counts.size:,} weighted entries, no rows rebuilt) | {rebuild:.2f} |")
 
 
 def _spec_name(name: str) -> str:
@@ -160,23 +160,25 @@ def _print(results: dict[str, dict]) -> None:
     print("| run | wall time (s) | driver peak (MiB) | largest other process (MiB) | processes | equal to local? |")
     print("|---|---|---|---|---|---|")
     for name, record in results.items():
-        memory = record["memory"]
-        driver = next(v for k, v in memory.items() if k.startswith("driver"))
-        others = [v for k, v in memory.items() if not k.startswith("driver")]
-        print(
-            f"| {name} | {record['seconds']:.1f} | {driver:.0f} | {max(others, default=0):.0f} | {len(memory)} "
-            f"| {_equal(reference, record['values'])} |"
-        )
+        driver, largest, processes = memory_columns(record["memory"])
+        print(f"| {name} | {record['seconds']:.1f} | {driver:.0f} | {largest:.0f} | {processes} | {_equal(reference, record['values'])} |")
     print(f"\nDistinct rows in the merged summary: {results['local streaming']['distinct']:,}")
+
+
+def memory_columns(memory: dict[str, float]) -> tuple[float, float, int]:
+    """The driver's peak MiB, the largest other process's, and how many processes ran."""
+    driver = next(v for k, v in memory.items() if k.startswith("driver"))
+    others = [v for k, v in memory.items() if not k.startswith("driver")]
+    return driver, max(others, default=0.0), len(memory)
 
 
 def _equal(reference: dict, values: dict) -> str:
     if reference.keys() != values.keys():
         return "no: different measurements"
     worst = 0.0
-    for key, (value, ci, n, note) in reference.items():
+    for key, (value, ci, n, *words) in reference.items():
         other = values[key]
-        if n != other[2] or note != other[3]:
+        if n != other[2] or words != list(other[3:]):
             return f"no: {key}"
         for a, b in zip([value, *(ci or [])], [other[0], *(other[1] or [])]):
             if a is not None and b is not None and a == a:

@@ -71,31 +71,61 @@ def spec(root: Path, path: str, *, engine: dict | None = None, name: str = "spec
 
 
 def numbers(result: AuditResult) -> dict[tuple, tuple]:
-    """Every measurement's value, interval, size and note, keyed by what it measures."""
+    """Every measurement's value, interval, size, note, status and reason, keyed by what it measures."""
     return {
         (m.check, m.metric, json.dumps(m.group, sort_keys=True), json.dumps(m.params, sort_keys=True, default=str)): (
             m.value,
             m.ci,
             m.n,
             m.note,
+            m.status,
+            m.reason,
         )
         for m in result.measurements
     }
 
 
 def assert_same_numbers(expected: AuditResult, actual: AuditResult) -> None:
-    """Counts equal to the last bit, floats to 1e-12, the same keys, warnings and verdict."""
+    """Counts equal to the last bit, floats to 1e-12: every measurement (value, interval, n, note,
+    status), the figures beside them, the warnings, the findings and the verdict."""
     left, right = numbers(expected), numbers(actual)
     assert left.keys() == right.keys()
-    for key, (value, ci, n, note) in left.items():
+    assert len(left) == len(expected.measurements) == len(actual.measurements)  # no two share a key
+    for key, (value, ci, n, *words) in left.items():
         other = right[key]
-        assert n == other[2] and note == other[3], key
+        assert n == other[2] and words == list(other[3:]), key
         _close(value, other[0], key)
         assert (ci is None) == (other[1] is None), key
         for a, b in zip(ci or (), other[1] or ()):
             _close(a, b, key)
+    # the rest of result.json too (figures, findings, gate, warnings), but where the runs differ by design
+    _same_tree(_comparable(expected), _comparable(actual), "result")
     assert expected.warnings == actual.warnings
     assert expected.gate == actual.gate
+
+
+def _comparable(result: AuditResult) -> dict:
+    """result.json without what says how and when it ran (provenance, the engine's data summary)."""
+    out = json.loads(json.dumps(result.to_dict(), default=str))
+    for key in ("provenance", "data"):
+        out.pop(key, None)
+    return out
+
+
+def _same_tree(a, b, where: str) -> None:
+    """Nested JSON equal, numbers to 1e-12."""
+    if isinstance(a, dict):
+        assert isinstance(b, dict) and a.keys() == b.keys(), where
+        for key in a:
+            _same_tree(a[key], b[key], f"{where}.{key}")
+    elif isinstance(a, list):
+        assert isinstance(b, list) and len(a) == len(b), where
+        for k, (x, y) in enumerate(zip(a, b)):
+            _same_tree(x, y, f"{where}[{k}]")
+    elif isinstance(a, float) and not isinstance(a, bool):
+        _close(a, b, where)
+    else:
+        assert a == b, (where, a, b)
 
 
 def _close(a, b, key) -> None:

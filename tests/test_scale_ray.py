@@ -6,15 +6,20 @@ One Ray session for the module, small enough for a 2-core container: the object 
 
 from __future__ import annotations
 
+import functools
 import os
+import pickle
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 
 from audit import load_config, run_audit
 from audit.cli import main
-from audit.scale import ray_engine
-from tests.decision_log import assert_same_numbers, decision_log, spec, write_shards
+from audit.scale import engine, ray_engine, summaries, tree
+from tests.decision_log import assert_same_numbers, decision_log, spec, split, write_shards
+from tests.test_scale import _summary, graded, multiclass_spec
 
 ray = pytest.importorskip("ray")
 
@@ -50,6 +55,60 @@ def test_multi_shard_predictions_spec_equals_the_local_run(shards, workers):
     assert_same_numbers(local, sharded)
     assert sharded.data["engine"] == "ray" and sharded.data["shards"] == 9
     assert sharded.data["rows_read"] == local.data["rows_read"] == 3000
+
+
+def test_multiclass_spec_on_ray_equals_the_local_run(tmp_path):
+    paths = write_shards(graded(decision_log(2000, seed=6), 6), tmp_path)
+    local = run_audit(load_config(multiclass_spec(tmp_path, paths["whole"], name="local.yaml")))
+    engine = {"kind": "ray", "workers": 2, "batch_rows": 300}
+    assert_same_numbers(local, run_audit(load_config(multiclass_spec(tmp_path, paths["parquet"], engine=engine))))
+
+
+def _blocks_of_summaries(blocks: int) -> tuple[list, summaries.Summary]:
+    parts = [_summary(part) for part in split(decision_log(2000, seed=4), 7)]
+    refs = [ray.put(np.array([pickle.dumps(parts[i]) for i in chunk], dtype=object))
+            for chunk in np.array_split(np.arange(len(parts)), blocks)]
+    return refs, summaries.merge(parts)
+
+
+def _assert_same_summary(merged: summaries.Summary, expected: summaries.Summary) -> None:
+    pd.testing.assert_frame_equal(merged.keys, expected.keys)
+    np.testing.assert_array_equal(merged.counts, expected.counts)
+    assert (merged.rows_read, merged.rows_after_filter) == (expected.rows_read, expected.rows_after_filter) == (2000, 2000)
+
+
+@pytest.mark.parametrize("blocks", [1, 2, 5])
+def test_the_tree_merge_on_the_cluster_equals_the_driver_merge(blocks):
+    refs, expected = _blocks_of_summaries(blocks)
+    _assert_same_summary(tree.merged_on_cluster(ray, refs, num_cpus=0.5), expected)
+
+
+def _merge_dying_once(marker: str, parts):
+    """A merge whose first call anywhere kills its worker process."""
+    try:
+        Path(marker).touch(exist_ok=False)
+    except FileExistsError:
+        return summaries.merge_stream(parts)
+    os._exit(1)
+
+
+def test_a_merge_task_killed_mid_tree_is_retried_and_the_summary_is_unchanged(tmp_path):
+    refs, expected = _blocks_of_summaries(5)
+    marker = tmp_path / "merge-died"
+    merged = tree.merged_on_cluster(ray, refs, merge=functools.partial(_merge_dying_once, str(marker)), num_cpus=0.5)
+    assert marker.exists()  # one merge task did die
+    _assert_same_summary(merged, expected)
+
+
+def test_the_driver_receives_one_merged_summary(shards):
+    root, paths = shards
+    config = load_config(spec(root, paths["parquet"], engine={"kind": "ray", "workers": 2, "batch_rows": 400}, name="one.yaml"))
+    shard_list = engine.list_shards(config.data)
+    received = ray_engine.summaries(config, shard_list)
+    local = summaries.merge(engine.summarize_shard(config, shard) for shard in shard_list)
+    assert len(received) == 1
+    pd.testing.assert_frame_equal(received[0].keys, local.keys)
+    np.testing.assert_array_equal(received[0].counts, local.counts)
 
 
 class DiesOnce(ray_engine._ShardSummarizer):

@@ -10,6 +10,7 @@ import pandas as pd
 
 from audit.catalogue import Metric
 from audit.context import AuditContext
+from audit.groups import weighted_bincount
 from audit.results import Measurement
 
 CHECK = "data"
@@ -25,15 +26,24 @@ def run(ctx: AuditContext) -> list[Measurement]:
     data = ctx.data
     n = data.n
     out = [Measurement("data", "row_count", float(n), n=n)]
-    counts = np.bincount(data.labels, minlength=len(data.classes))
+    counts = weighted_bincount(data.labels, data.weights, len(data.classes))
     for name, count in zip(data.classes, counts):
         out.append(Measurement("data", "class_share", count / n, n=int(count), params={"class": name}))
     for column in data.sensitive.columns:
-        shares = data.sensitive[column].value_counts(sort=False)
-        if not isinstance(data.sensitive[column].dtype, pd.CategoricalDtype):
-            shares = shares.sort_index()
+        shares = _group_counts(data.sensitive[column], data.weights)
         for value, count in shares.items():
             if count == 0:
                 continue
             out.append(Measurement("data", "group_share", count / n, group={column: value}, n=int(count)))
     return out
+
+
+def _group_counts(column: pd.Series, weights: np.ndarray | None) -> pd.Series:
+    """Rows per group value: categories in their order (bins), other values sorted."""
+    if weights is None:
+        shares = column.value_counts(sort=False)
+    else:  # each entry stands for weights[i] rows
+        shares = pd.Series(weights, index=column.index).groupby(column, observed=False, sort=True).sum()
+    if not isinstance(column.dtype, pd.CategoricalDtype):
+        shares = shares.sort_index()
+    return shares.astype(np.int64)

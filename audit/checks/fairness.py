@@ -222,7 +222,7 @@ def run(ctx: AuditContext) -> list[Measurement]:
         missing=config.missing,
     )
     cells = groups.code_cells(data.sensitive)
-    tables = groups.cell_tables(cells, data.labels, ctx.predictions.decisions, len(data.classes))
+    tables = groups.cell_tables(cells, data.labels, ctx.predictions.decisions, len(data.classes), data.weights)
     chosen = groups.groupings(cells, groups.crosses(cells.columns, config.intersections))
     references = [_reference_index(ctx, grouping) for grouping in chosen]
     included = [included_groups(grouping, _sizes(tables, grouping), setting) for grouping in chosen]
@@ -543,7 +543,7 @@ def _score_units(ctx: AuditContext, cells: groups.Cells) -> score_stats.Units | 
     losses = None
     if predictions.probabilities is not None:
         losses = stats.log_loss_terms(data.labels, predictions.probabilities)
-    return score_stats.collapse(predictions.scores, data.labels == data.positive_index, cells.codes, losses)
+    return score_stats.collapse(predictions.scores, data.labels == data.positive_index, cells.codes, losses, data.weights)
 
 
 def _group_scores(ctx: AuditContext, units: score_stats.Units, grouping: Grouping, sizes, setting: _Setting) -> list[Measurement]:

@@ -5,10 +5,13 @@ Numbers follow scikit-learn's definitions and names (``accuracy``, ``f1_macro``,
 is reported as undefined (value None and a note), never as a silent 0. Averages still count
 it as 0, exactly as scikit-learn's ``zero_division=0`` does, so they match its numbers.
 
-Every scalar carries a seeded percentile-bootstrap interval. Confusion-matrix metrics resample
-the confusion table itself (see :func:`audit.stats.bootstrap_counts`); ranking and
-probability metrics resample the distinct (score, label, probability) rows with weights, so
-the bootstrap never copies the data and stays within a fixed memory budget.
+Every scalar carries a seeded interval. Confusion-matrix metrics resample the confusion table
+itself (see :func:`audit.stats.bootstrap_counts`); binary ranking and probability metrics get
+a normal interval without resampling (:mod:`audit.score_stats`); multiclass ones resample the
+distinct (label, probabilities) rows by their counts, so the bootstrap never copies the data,
+stays within a fixed memory budget, and is the same in a sharded run, which holds only those
+counts. The data may come weighted (``AuditData.weights``: a sharded run's distinct rows and
+their counts); every number here depends on the rows only through such counts.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from audit import score_stats, stats
+from audit import groups, score_stats, stats
 from audit.errors import CheckError
 from audit.catalogue import Metric
 from audit.results import Measurement
@@ -77,10 +80,11 @@ class _Inputs:
     positive_index: int | None
     probabilities: np.ndarray | None
     scores: np.ndarray | None
+    weights: np.ndarray | None = None  # rows each entry stands for (a sharded run's summary); None: one each
 
     @property
     def n(self) -> int:
-        return int(self.labels.shape[0])
+        return int(self.labels.shape[0]) if self.weights is None else int(self.weights.sum())
 
 
 def run(ctx: AuditContext) -> list[Measurement]:
@@ -121,6 +125,8 @@ def _inputs(ctx: AuditContext) -> _Inputs:
     scores = _optional_floats(predictions.scores, (labels.size,), "scores") if n_classes == 2 else None
     if scores is None and probabilities is not None and n_classes == 2:
         scores = probabilities[:, data.positive_index]
+    if data.weights is not None and data.weights.shape != labels.shape:
+        raise CheckError(f"performance needs one weight per label; found {data.weights.size} for {labels.size} labels")
     return _Inputs(
         labels=labels,
         decisions=decisions,
@@ -128,6 +134,7 @@ def _inputs(ctx: AuditContext) -> _Inputs:
         positive_index=data.positive_index if n_classes == 2 else None,
         probabilities=probabilities,
         scores=scores,
+        weights=data.weights,
     )
 
 
@@ -152,7 +159,7 @@ def _optional_floats(values: np.ndarray | None, shape: tuple[int, ...], what: st
 
 def _confusion_table(inputs: _Inputs) -> np.ndarray:
     n_classes = len(inputs.classes)
-    cells = np.bincount(inputs.labels * n_classes + inputs.decisions, minlength=n_classes * n_classes)
+    cells = groups.weighted_bincount(inputs.labels * n_classes + inputs.decisions, inputs.weights, n_classes * n_classes)
     return cells.reshape(n_classes, n_classes)
 
 
@@ -299,7 +306,7 @@ def _binary_score_measurements(
 
 def _binary_units(inputs: _Inputs) -> score_stats.Units:
     losses = None if inputs.probabilities is None else stats.log_loss_terms(inputs.labels, inputs.probabilities)
-    return score_stats.collapse(inputs.scores, inputs.labels == inputs.positive_index, None, losses)
+    return score_stats.collapse(inputs.scores, inputs.labels == inputs.positive_index, None, losses, inputs.weights)
 
 
 @dataclass(frozen=True)
@@ -363,23 +370,39 @@ def _curve_measurements(calibration: stats.Calibration, weights: np.ndarray) -> 
 def _multiclass_score_measurements(
     inputs: _Inputs, bins: int, statistics: Statistics, rng: np.random.Generator
 ) -> list[Measurement]:
-    """One-vs-rest macro ROC-AUC and average precision, log loss and top-label calibration."""
+    """One-vs-rest macro ROC-AUC and average precision, log loss and top-label calibration.
+
+    The bootstrap resamples the distinct (label, probabilities) rows by their counts: a
+    Multinomial(n, counts / n) draw over the distinct rows is a row bootstrap (each of the n
+    resampled rows lands on a distinct row with its share of the rows), and it depends on the
+    rows only through that table, so a sharded run, which holds the distinct rows and their
+    counts, draws the same replicates for the same seed as the local run.
+    """
     if inputs.probabilities is None:
         return []
     present = np.unique(inputs.labels)
-    statistic, calibration = _multiclass_score_statistic(inputs, bins, present)
-    replicates = stats.replicate(statistic, stats.bootstrap_weights_chunks(inputs.n, statistics.bootstrap, rng))
-    scalar = _Scalars(statistic(None), replicates, inputs.n, statistics.ci_level)
+    labels, probabilities, counts = _distinct_scored_rows(inputs)
+    statistic, calibration = _multiclass_score_statistic(labels, probabilities, bins, present)
+    replicates = stats.replicate(statistic, stats.bootstrap_count_chunks(counts, statistics.bootstrap, rng))
+    scalar = _Scalars(statistic(counts), replicates, inputs.n, statistics.ci_level)
     undefined, note = _single_class_note(inputs), _absent_classes_note(inputs, present)
     out = [
         scalar("roc_auc", params={"multi_class": "ovr", "average": "macro"}, undefined=undefined, note=note),
         scalar("average_precision", params={"average": "macro"}, undefined=undefined, note=note),
     ]
-    return out + _calibration_measurements(scalar, calibration, np.ones(inputs.n), bins, {"confidence": "top_label"})
+    return out + _calibration_measurements(scalar, calibration, counts, bins, {"confidence": "top_label"})
+
+
+def _distinct_scored_rows(inputs: _Inputs) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Distinct (label, probabilities) rows, sorted by their values, and how many rows each stands for."""
+    probabilities = inputs.probabilities
+    columns = [inputs.labels, *(probabilities[:, k] for k in range(probabilities.shape[1]))]
+    first, counts = stats.distinct_rows(columns, inputs.weights)
+    return inputs.labels[first], probabilities[first], counts
 
 
 def _multiclass_score_statistic(
-    inputs: _Inputs, bins: int, present: np.ndarray
+    labels: np.ndarray, probabilities: np.ndarray, bins: int, present: np.ndarray
 ) -> tuple[Callable[[np.ndarray | None], dict[str, np.ndarray]], stats.Calibration]:
     """The vectorised statistic over row weights, and the top-label calibration bins.
 
@@ -388,10 +411,9 @@ def _multiclass_score_statistic(
     them as 0). Top-label calibration: the largest probability against whether its class is
     the label.
     """
-    probabilities = inputs.probabilities
-    rankings = [stats.ranking(inputs.labels == c, probabilities[:, c]) for c in present]
-    losses = stats.log_loss_terms(inputs.labels, probabilities)
-    correct = probabilities.argmax(axis=1) == inputs.labels
+    rankings = [stats.ranking(labels == c, probabilities[:, c]) for c in present]
+    losses = stats.log_loss_terms(labels, probabilities)
+    correct = probabilities.argmax(axis=1) == labels
     calibration = stats.calibration(probabilities.max(axis=1), correct, bins)
 
     def statistic(weights: np.ndarray | None) -> dict[str, np.ndarray]:

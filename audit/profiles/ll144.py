@@ -30,6 +30,7 @@ from audit.errors import ConfigError, DataError
 from audit.catalogue import Metric
 from audit.profiles.settings import CategoryColumn, LL144Settings
 from audit.results import Measurement, Reason, small_group
+from audit.stats import weighted_median
 
 CHECK = "ll144"
 SMALL_SHARE = 0.02  # 5-301(d)
@@ -418,26 +419,30 @@ def run(ctx) -> list[Measurement]:
     options = TableOptions(settings.method, ctx.config.statistics.ci_level, settings.exclude_small_categories,
                            ctx.config.checks.fairness.min_group_size)
     return measure_rows(codes, names, specs, options, decisions=ctx.predictions.decisions,
-                        classes=list(ctx.data.classes), positive=ctx.data.positive_index, scores=ctx.predictions.scores)
+                        classes=list(ctx.data.classes), positive=ctx.data.positive_index, scores=ctx.predictions.scores,
+                        weights=ctx.data.weights)
 
 
 def measure_rows(codes: list[np.ndarray], names: list[str], specs: list[CategoryColumn], options: TableOptions, *,
                  decisions: np.ndarray, classes: list[str], positive: int | None,
-                 scores: np.ndarray | None = None) -> list[Measurement]:
-    """Tables from row-level data: one bincount, then sums over its small cube."""
+                 scores: np.ndarray | None = None, weights: np.ndarray | None = None) -> list[Measurement]:
+    """Tables from row-level data: one bincount, then sums over its small cube.
+
+    ``weights``: how many rows each entry stands for (a sharded run's distinct rows), or None.
+    """
     sizes = [len(spec.categories) for spec in specs]
     out: list[Measurement] = []
     if options.basis == "scoring":
-        median = float(np.median(scores))
-        out.append(Measurement(CHECK, "median_score", median, None, None, int(len(scores)), {},
+        median = weighted_median(scores, weights)
+        out.append(Measurement(CHECK, "median_score", median, None, None, int(len(scores) if weights is None else weights.sum()), {},
                                note="median score of the full sample, unknown categories included (5-301(c)(1))"))
-        counts = cross_counts(codes, sizes, (scores > median).astype(np.int64), 2)
+        counts = cross_counts(codes, sizes, (scores > median).astype(np.int64), 2, weights=weights)
         groups = [(None, 1)]
     elif positive is not None:
-        counts = cross_counts(codes, sizes, decisions.astype(np.int64), len(classes))
+        counts = cross_counts(codes, sizes, decisions.astype(np.int64), len(classes), weights=weights)
         groups = [(None, positive)]
     else:  # a classifying tool: the tables again for each group it sorts candidates into (5-301(b)(4))
-        counts = cross_counts(codes, sizes, decisions.astype(np.int64), len(classes))
+        counts = cross_counts(codes, sizes, decisions.astype(np.int64), len(classes), weights=weights)
         groups = [(name, index) for index, name in enumerate(classes)]
     for classification, outcome in groups:
         for table in tables_from_counts(counts, names, specs, outcome, classification):

@@ -4,7 +4,8 @@ Two drivers share one batch function (:func:`summarize_batch`): the local stream
 reads the shards in this process, one batch of ``engine.batch_rows`` rows at a time; the Ray
 engine hands the shards (one Parquet row group or one CSV file each) to a Ray Data actor pool,
 each actor reads its shard with the same reader, and only the summaries travel back. Both merge
-the summaries (exact: integer counts of distinct rows) and rebuild the context the checks read.
+the summaries (exact: integer counts of distinct rows) into the context the checks read: the
+distinct rows weighted by their counts (``AuditData.weights``), never expanded into rows.
 """
 
 from __future__ import annotations
@@ -46,16 +47,16 @@ def build_context(config: AuditConfig) -> AuditContext:
         from audit.scale import ray_engine  # Ray is an optional extra: imported only when asked for
 
         parts = ray_engine.summaries(config, shards)
-    else:
-        parts = [summarize_shard(config, shard) for shard in shards]
-    merged = summaries.merge(parts)
+    else:  # a running merge: one batch and the running summary in memory, whatever the number of shards
+        parts = (summarize_shard(config, shard) for shard in shards)
+    merged = summaries.merge_stream(parts)
     return context_from_summary(config, merged, shards)
 
 
 def summarize_shard(config: AuditConfig, shard: Shard) -> Summary:
     """Read one shard batch by batch and merge the batches' summaries."""
     batch_rows = config.engine.batch_rows or DEFAULT_BATCH_ROWS
-    return summaries.merge(summarize_batch(config, frame) for frame in read_batches(config.data, shard, batch_rows))
+    return summaries.merge_stream(summarize_batch(config, frame) for frame in read_batches(config.data, shard, batch_rows))
 
 
 # ---------------------------------------------------------------- shards and batches
@@ -151,13 +152,17 @@ def _filtered(frame: pd.DataFrame, expression: str | None) -> pd.DataFrame:
 
 
 def context_from_summary(config: AuditConfig, merged: Summary, shards: list[Shard]) -> AuditContext:
-    """The context the checks read, rebuilt from the merged summary in its canonical row order."""
+    """The context the checks read: the merged summary's distinct rows, weighted by their counts.
+
+    Nothing is expanded into rows: ``ctx.data`` holds one entry per distinct row and
+    ``weights`` its count, so the driver's memory is bounded by the distinct rows.
+    """
     spec = config.data
     if merged.n == 0:
         raise DataError(f"data.filter {spec.filter!r} keeps no rows", hint="loosen the filter")
-    # group rules and dtypes are settled on the distinct rows, then the rows are rebuilt from them
+    # group rules and dtypes are settled on the distinct rows, which the checks then read as they are
     groups_of_keys = _restore_groups(merged.keys[list(merged.sensitive)], spec, config.checks.fairness.max_groups)
-    sensitive, labels, predictions = summaries.expand(merged, groups_of_keys)
+    sensitive, labels, predictions = summaries.entries(merged, groups_of_keys)
     data = AuditData(
         labels=labels,
         classes=tuple(str(c) for c in spec.label.classes),
@@ -178,6 +183,7 @@ def context_from_summary(config: AuditConfig, merged: Summary, shards: list[Shar
             "shards": len(shards),
             "distinct_rows": int(merged.counts.size),
         },
+        weights=merged.counts,
     )
     return AuditContext(config=config, data=data, predictions=predictions)
 

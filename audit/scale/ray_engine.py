@@ -2,8 +2,9 @@
 
 Each actor is built once (it would load the model once, when model specs are sharded) and
 summarizes whole shards with the same reader and batch function as the local streaming engine;
-only the summaries (distinct rows and their counts) travel back to the driver, which merges
-them. Ray retries a task whose worker dies, and a retried shard gives the same summary.
+only the summaries (distinct rows and their counts) leave the actors; they are merged pairwise in
+Ray tasks (a reduction tree, :mod:`audit.scale.tree`) and the driver receives one. Ray retries a
+task whose worker dies, and a retried shard gives the same summary.
 """
 
 from __future__ import annotations
@@ -15,12 +16,16 @@ import numpy as np
 
 from audit.config import AuditConfig
 from audit.errors import ConfigError
+from audit.scale import tree
 from audit.scale.engine import Shard, summarize_shard
 from audit.scale.summaries import Summary
 
 
 def summaries(config: AuditConfig, shards: list[Shard]) -> list[Summary]:
-    """Summarize every shard on the cluster; raise ConfigError when Ray is missing or unreachable."""
+    """Summarize every shard on the cluster and merge them there: one summary, in a list.
+
+    Raise ConfigError when Ray is missing or unreachable.
+    """
     ray = _ray()
     _connect(ray, config.engine.address)
     import ray.data
@@ -42,7 +47,8 @@ def summaries(config: AuditConfig, shards: list[Shard]) -> list[Summary]:
         num_cpus=_cpus_per_worker(ray, engine.workers),
         num_gpus=engine.gpus_per_worker,
     )
-    return [pickle.loads(row["summary"]) for row in summarized.iter_rows()]
+    # merged pairwise in tasks on the cluster (audit.scale.tree): the driver receives one summary
+    return [tree.merged_on_cluster(ray, summarized.to_numpy_refs(column="summary"), num_cpus=_cpus_per_worker(ray, engine.workers))]
 
 
 class _ShardSummarizer:

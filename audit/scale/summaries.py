@@ -10,9 +10,11 @@ so the merge is exact and independent of the number or order of shards. Nothing 
 distinct scores stay distinct, which is why a score given to many decimals keeps as many
 distinct rows as it has distinct values (the exactness costs that memory, never accuracy).
 
-The merged summary is sorted by its key columns, so the rows it rebuilds come in one canonical
-order whatever the sharding; the count-based bootstraps (cell tables, distinct score rows) do
-not depend on row order at all.
+The merged summary is sorted by its key columns, so its distinct rows come in one canonical
+order whatever the sharding. The checks read them directly, each with its count as a weight
+(``AuditData.weights``): nothing is expanded back into rows, so the driver holds the distinct
+rows, not the rows. The count-based bootstraps (cell tables, distinct score rows) do not
+depend on row order at all.
 """
 
 from __future__ import annotations
@@ -23,7 +25,6 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from audit import groups, stats
 from audit.context import Predictions
 
 LABEL, DECISION, SCORE = "__label", "__decision", "__score"
@@ -87,6 +88,22 @@ def merge(summaries: Iterable[Summary]) -> Summary:
     )
 
 
+def merge_stream(summaries: Iterable[Summary], *, fan_in: int = 16) -> Summary:
+    """Merge summaries as they come, holding at most ``fan_in`` of them at once.
+
+    The same summary as :func:`merge` over all of them (integer counts, sorted keys), but the
+    memory is bounded by ``fan_in`` times the distinct rows, never by the number of shards:
+    what lets the local streaming engine hold one batch and the running summary.
+    """
+    pending: list[Summary] = []
+    for part in summaries:
+        pending.append(part)
+        if len(pending) >= fan_in:
+            pending = [merge(pending)]
+    # one summary is already merged (reduced and sorted): regrouping it would only cost time
+    return pending[0] if len(pending) == 1 else merge(pending)
+
+
 def _reduced(frame: pd.DataFrame, sensitive: tuple[str, ...], n_classes: int, read: int, kept: int) -> Summary:
     keys = [c for c in frame.columns if c != COUNT]
     if len(frame) == 0:
@@ -95,77 +112,24 @@ def _reduced(frame: pd.DataFrame, sensitive: tuple[str, ...], n_classes: int, re
     return Summary(summed[keys], summed[COUNT].to_numpy(np.int64), sensitive, n_classes, read, kept)
 
 
-# ---------------------------------------------------------------- statistics straight from a summary
+# ---------------------------------------------------------------- entries for the checks
 
 
-def cells(summary: Summary) -> groups.Cells:
-    """The sensitive cells of the summary's distinct rows (codes index the distinct rows)."""
-    return groups.code_cells(summary.keys[list(summary.sensitive)])
+def entries(summary: Summary, sensitive: pd.DataFrame | None = None) -> tuple[pd.DataFrame, np.ndarray, Predictions]:
+    """The distinct rows as the checks read them: sensitive values, labels, predictions.
 
-
-def cell_tables(summary: Summary) -> tuple[groups.Cells, np.ndarray]:
-    """(cells, C, C) integer confusion counts, the table :func:`groups.cell_tables` gives on the rows.
-
-    A weighted bincount over the distinct rows: each adds its count to its cell's (label,
-    decision) entry. Counts up to 2**53 are exact in float64, and the result is cast back.
+    One entry per distinct row, in the summary's canonical order, each standing for
+    ``summary.counts`` rows (``AuditData.weights``): the checks count with those weights, so
+    every count-based statistic and bootstrap equals the local run's without repeating a row.
+    ``sensitive`` (one row per distinct row, e.g. the group columns with their dtypes)
+    replaces the summary's own text.
     """
-    coded = cells(summary)
-    c = summary.n_classes
-    index = coded.codes * c * c + summary.keys[LABEL].to_numpy() * c + summary.keys[DECISION].to_numpy()
-    flat = np.bincount(index, weights=summary.counts, minlength=coded.count * c * c)
-    return coded, np.rint(flat).astype(np.int64).reshape(coded.count, c, c)
-
-
-def score_table(summary: Summary, positive_index: int, rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Sorted unique scores (highest first) with their positive and negative counts.
-
-    ``rows`` (a boolean mask over the distinct rows) restricts the table to one group.
-    """
-    keys = summary.keys if rows is None else summary.keys[rows]
-    counts = summary.counts if rows is None else summary.counts[rows]
-    positive = keys[LABEL].to_numpy() == positive_index
-    frame = pd.DataFrame({"score": keys[SCORE].to_numpy(), "positive": np.where(positive, counts, 0), "negative": np.where(positive, 0, counts)})
-    table = frame.groupby("score", sort=True).sum().iloc[::-1]
-    return table.index.to_numpy(), table["positive"].to_numpy(), table["negative"].to_numpy()
-
-
-def roc_auc(summary: Summary, positive_index: int, rows: np.ndarray | None = None) -> float:
-    _, positives, negatives = score_table(summary, positive_index, rows)
-    return float(stats.roc_auc_from_table(positives, negatives))
-
-
-def average_precision(summary: Summary, positive_index: int, rows: np.ndarray | None = None) -> float:
-    _, positives, negatives = score_table(summary, positive_index, rows)
-    return float(stats.average_precision_from_table(positives, negatives))
-
-
-def log_loss(summary: Summary) -> float:
-    """Mean log loss over the rows, each distinct row weighted by its count."""
-    labels = summary.keys[LABEL].to_numpy()
-    probabilities = np.column_stack([summary.keys[_probability(k)].to_numpy() for k in range(summary.n_classes)])
-    return float(stats.weighted_mean(stats.log_loss_terms(labels, probabilities), summary.counts))
-
-
-# ---------------------------------------------------------------- rows for the checks
-
-
-def expand(summary: Summary, sensitive: pd.DataFrame | None = None) -> tuple[pd.DataFrame, np.ndarray, Predictions]:
-    """The rows behind the summary, in its canonical order: sensitive values, labels, predictions.
-
-    The checks read rows; these are the same multiset of rows the local run reads, so every
-    count-based statistic and bootstrap equals the local one. ``sensitive`` (one row per
-    distinct row, e.g. the group columns with their dtypes) replaces the summary's own text.
-    """
-    repeat = summary.counts
     keys = summary.keys
     distinct = keys[list(summary.sensitive)] if sensitive is None else sensitive
-    taken = np.repeat(np.arange(len(keys)), repeat)
-    rows = distinct.reset_index(drop=True).take(taken).reset_index(drop=True)
-    labels = np.repeat(keys[LABEL].to_numpy(np.int64), repeat)
-    decisions = np.repeat(keys[DECISION].to_numpy(np.int64), repeat)
-    scores = np.repeat(keys[SCORE].to_numpy(np.float64), repeat) if SCORE in keys else None
+    labels = keys[LABEL].to_numpy(np.int64)
+    decisions = keys[DECISION].to_numpy(np.int64)
+    scores = keys[SCORE].to_numpy(np.float64) if SCORE in keys else None
     probabilities = None
     if _probability(0) in keys:
-        columns = [keys[_probability(k)].to_numpy(np.float64) for k in range(summary.n_classes)]
-        probabilities = np.repeat(np.column_stack(columns), repeat, axis=0)
-    return rows, labels, Predictions(decisions=decisions, probabilities=probabilities, scores=scores)
+        probabilities = np.column_stack([keys[_probability(k)].to_numpy(np.float64) for k in range(summary.n_classes)])
+    return distinct.reset_index(drop=True), labels, Predictions(decisions=decisions, probabilities=probabilities, scores=scores)
