@@ -516,9 +516,10 @@ class CounterfactualCheck(Strict):
 
 class TokenAttributionsCheck(Strict):
     enabled: bool = True
-    methods: list[str] = Field(
-        default_factory=lambda: ["LayerIntegratedGradients"],
-        description="LayerIntegratedGradients, LayerGradientXActivation, Partition (SHAP), LIME",
+    methods: list[str] | None = Field(
+        None,
+        description="LayerIntegratedGradients, LayerGradientXActivation, Partition (SHAP), LIME; default: "
+        "LayerIntegratedGradients, or Partition and LIME for a black box (ONNX)",
     )
     rows: int = Field(100, ge=1, description="texts explained (seeded sample)")
     costly_rows: int = Field(20, ge=1, description="text cap for SHAP Partition and LIME")
@@ -767,8 +768,8 @@ class AuditConfig(Strict):
             raise ValueError("kind 'predictions' reads columns of tabular data")
         if self.model.kind == "transformers" and self.data.kind != "text":
             raise ValueError("kind 'transformers' reads text data (set data.kind: text)")
-        if self.data.kind == "text" and self.model.kind in ("onnx", "predictions"):
-            raise ValueError(f"text data needs a PyTorch model taking token ids; kind {self.model.kind!r} is not supported for text")
+        if self.data.kind == "text" and self.model.kind == "predictions":
+            raise ValueError("text data needs a model taking token ids (PyTorch or ONNX); kind 'predictions' is not supported for text")
         if self.model.kind != "predictions" and self.data.kind == "tabular":
             if self.data.features is None and self.data.features_file is None:
                 raise ValueError("data.features (or data.features_file) is required to build the model's input")

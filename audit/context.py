@@ -95,6 +95,9 @@ class AuditContext:
     skipped: dict[str, str] = field(default_factory=dict)  # check -> audit.results.Reason code
     seconds: dict[str, float] = field(default_factory=dict)
     """Wall time of the parts of a check worth naming (each explanation method), for provenance."""
+    shared: dict[str, Any] = field(default_factory=dict)
+    """What one check computes and another reads, computed once (the counterfactual swaps' new
+    scores, which the text highlights read): keyed by the computing function's name."""
     rows: "AuditContext | None" = None
     """Sharded runs: the candidate rows the costly checks may pick, with features (see row_view)."""
 

@@ -407,6 +407,23 @@ def _load_pickle(spec: ModelSpec, path: Path, device: torch.device, base: Path) 
 
 
 def _load_onnx(spec: ModelSpec, path: Path, device: torch.device, base: Path) -> ModelAdapter:
+    session = onnx_session(path, device)
+    model_input = session.get_inputs()[0]
+    batch = model_input.shape[0] if model_input.shape else None
+
+    def forward(batch_tensor: torch.Tensor) -> np.ndarray:
+        return session.run(None, {model_input.name: batch_tensor.cpu().numpy().astype(np.float32)})[0]
+
+    return ModelAdapter(
+        kind="onnx",
+        forward=forward,
+        device=torch.device("cpu"),
+        static_batch=batch if isinstance(batch, int) else None,
+    )
+
+
+def onnx_session(path: Path, device: torch.device):
+    """An onnxruntime session (one thread for small rows on a CPU); a ModelError for a bad file."""
     import onnxruntime
 
     providers = ["CPUExecutionProvider"]
@@ -421,18 +438,7 @@ def _load_onnx(spec: ModelSpec, path: Path, device: torch.device, base: Path) ->
         whole = " ".join(line.strip() for line in str(exc).splitlines() if line.strip()) or type(exc).__name__
         raise ModelError(f"cannot load {path.name} as ONNX: {whole}",
                          hint="check the export (torch.onnx.export(..., dynamo=True) needs onnxscript)") from None
-    model_input = session.get_inputs()[0]
-    batch = model_input.shape[0] if model_input.shape else None
-
-    def forward(batch_tensor: torch.Tensor) -> np.ndarray:
-        return session.run(None, {model_input.name: batch_tensor.cpu().numpy().astype(np.float32)})[0]
-
-    return ModelAdapter(
-        kind="onnx",
-        forward=forward,
-        device=torch.device("cpu"),
-        static_batch=batch if isinstance(batch, int) else None,
-    )
+    return session
 
 
 ARCHIVE_KINDS = {

@@ -40,6 +40,7 @@ class Reason(str, Enum):
     NO_ROWS = "no_rows"  # an average over no rows (an empty group, or no row where the value is defined)
     ZERO_SCALE = "zero_scale"  # a ratio whose scale is zero on every row (the output never moved)
     CONSTANT = "constant"  # attributions constant on every row, so a rank correlation has no value
+    NO_EMBEDDINGS = "no_embeddings"  # a black box hides the embeddings an attack or method needs (text word attack)
 
 
 def small_group(status: str | None) -> Reason | None:

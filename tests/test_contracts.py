@@ -93,7 +93,8 @@ def _tabular_request():
                        background=tabular_rows(12, seed=33), classes=3, steps=50)
 
 
-CASES = [(name, kind) for name, method in registry.METHODS.items() for kind in method.data]
+CASES = [(name, kind) for name, method in registry.METHODS.items() for kind in method.data if kind != "text"]
+TEXT_CASES = [name for name, method in registry.METHODS.items() if "text" in method.data]
 
 
 @pytest.mark.parametrize(("name", "kind"), CASES, ids=[f"{n}-{k}" for n, k in CASES])
@@ -115,6 +116,37 @@ def test_every_method_explains_in_the_shape_of_its_input(name, kind):
     np.testing.assert_allclose(again.values, found.values, atol=1e-6)  # reproducible under the request's seed
     if name in EXACT and kind == "tabular":
         np.testing.assert_allclose(found.values.sum(axis=1), found.outputs - found.base_values, atol=5e-3)
+
+
+@pytest.fixture(scope="module")
+def text_context(tmp_path_factory):
+    from audit.runner import build_context
+    from tests.text_fixtures import make_project
+
+    return build_context(load_config(make_project(tmp_path_factory.mktemp("text_methods"))))
+
+
+@pytest.mark.parametrize("name", TEXT_CASES)
+def test_every_text_method_explains_per_token_position(name, text_context):
+    """A text method's values are per token, zero at padding, finite and reproducible; outputs are the model's."""
+    from audit.text import attributions
+
+    ctx = text_context
+    rows = np.array([0, 3, 5])
+    texts = [ctx.data.frame["text"][r] for r in rows]
+    batch = attributions.text_batch(ctx.model, texts, rows, ctx.predictions.decisions[rows])
+    before = batch.ids.clone()
+    found = attributions.explain(ctx.model, name, batch, steps=8, seed=0)
+    assert found.values.shape == tuple(batch.ids.shape) and found.outputs.shape == (3,)
+    assert np.isfinite(found.values).all() and (found.values[batch.mask.numpy() == 0] == 0).all()
+    assert found.targets.tolist() == batch.targets.tolist() and torch.equal(batch.ids, before)
+    probability = found.settings.get("output") == "probability"
+    expected = (ctx.predictions.probabilities if probability else ctx.model.outputs(batch.ids, batch_size=8))
+    np.testing.assert_allclose(found.outputs, np.asarray(expected)[rows if probability else np.arange(3),
+                                                                    batch.targets.numpy()], atol=1e-5)
+    again = attributions.explain(ctx.model, name, batch, steps=8, seed=0)
+    np.testing.assert_allclose(again.values, found.values, atol=1e-9)
+    assert registry.problem(registry.get(name), kind="text", model=attributions._explained(ctx.model), groups=0) is None
 
 
 def test_gradient_explainer_estimates_expected_gradients():

@@ -93,14 +93,14 @@ def _entries(names: tuple[str, ...]) -> tuple["Metric", ...]:
     return tuple(known.get(name) or Metric(name, name.replace("_", " ")) for name in names)
 
 
-for _name, _run, _names, _validate in (
-    ("identity_bias", text_checks.run_identity_bias, text_checks.IDENTITY_BIAS_METRICS, None),
-    ("counterfactual", text_checks.run_counterfactual, text_checks.COUNTERFACTUAL_METRICS, None),
+for _name, _run, _names, _validate, _prepare in (
+    ("identity_bias", text_checks.run_identity_bias, text_checks.IDENTITY_BIAS_METRICS, None, None),
+    ("counterfactual", text_checks.run_counterfactual, text_checks.COUNTERFACTUAL_METRICS, None, None),
     ("token_attributions", text_checks.run_token_attributions, text_checks.TOKEN_ATTRIBUTION_METRICS,
-     text_checks.validate_token_attributions),
-    ("text_robustness", text_checks.run_text_robustness, text_checks.TEXT_ROBUSTNESS_METRICS, None),
+     text_checks.validate_token_attributions, text_checks.prepare_token_attributions),
+    ("text_robustness", text_checks.run_text_robustness, text_checks.TEXT_ROBUSTNESS_METRICS, None, None),
 ):
-    CHECKS.add(CheckRecord(_name, _run, _entries(_names), _validate))
+    CHECKS.add(CheckRecord(_name, _run, _entries(_names), _validate, _prepare))
 # a check may emit another check's metric under that check's entry (ll144's selection_rate)
 CHECKS.add(CheckRecord(ll144.CHECK, ll144.run, ll144.CATALOGUE + _entries(ll144.SHARED), ll144.validate, ll144.prepare))
 

@@ -180,6 +180,11 @@ class Request:
     def n(self) -> int:
         return int(self.inputs.shape[0])
 
+    @property
+    def kind(self) -> str:
+        """The data kind, which picks a method's function (a text request says ``text``)."""
+        return self.layout.kind
+
     def with_inputs(self, inputs: torch.Tensor, targets: torch.Tensor) -> "Request":
         """The same request for other inputs (perturbed copies, in the sensitivity test)."""
         return replace(self, inputs=inputs, targets=targets, rows=np.arange(inputs.shape[0]))

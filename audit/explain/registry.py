@@ -5,6 +5,11 @@ One :class:`Method` per name: the function, the library it comes from, and what 
 :data:`~audit.explain.exact.MAX_GROUPS` groups). :func:`get` refuses an unknown name with the
 list of valid ones; :func:`problem` says why a method cannot run on a given model or data and
 which methods can. Nothing here imports Captum, SHAP or LIME.
+
+Text methods are entries too (data kind ``text``): their ``text_function`` takes a
+:class:`~audit.explain.text_methods.TextRequest` (tokenized texts and the text model) and returns
+an :class:`Attribution` per token position; ``embedding_layer`` says a method needs the
+model's token embedding layer (Captum's layer methods), which a black box does not expose.
 """
 
 from __future__ import annotations
@@ -15,12 +20,12 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
-from audit.explain import captum_methods, exact, lime_methods, shap_methods
+from audit.explain import captum_methods, exact, lime_methods, shap_methods, text_methods
 from audit.explain.attribution import Attribution
 from audit.explain.model import ExplainedModel, Request
 from audit.registry import Registry
 
-TABULAR, IMAGE = "tabular", "image"
+TABULAR, IMAGE, TEXT = "tabular", "image", "text"
 
 
 @dataclass(frozen=True)
@@ -34,12 +39,20 @@ class Method:
     costly: bool = False
     data: tuple[str, ...] = (TABULAR, IMAGE)
     image_function: Callable[[Request], Attribution] | None = None
+    text_function: Callable[[text_methods.TextRequest], Attribution] | None = None
+    embedding_layer: bool = False
     signed: bool = True
     max_groups: int | None = None
     reference: str = "baseline"  # what the attributions are measured from: baseline, background or none
 
-    def function_for(self, kind: str) -> Callable[[Request], Attribution]:
+    def function_for(self, kind: str) -> Callable:
+        if kind == TEXT:
+            return self.text_function
         return self.image_function if kind == IMAGE and self.image_function is not None else self.function
+
+
+def _text_only(request: Request) -> Attribution:
+    raise TypeError("a text method takes a TextRequest (audit.text.attributions.explain)")
 
 
 METHODS: Registry[Method] = Registry("method", field="checks.explanations.methods")
@@ -69,7 +82,17 @@ for _method in (
            "exact Shapley values by enumeration over source columns", costly=True, max_groups=exact.MAX_GROUPS,
            reference="background"),
     Method("LIME", lime_methods.lime_tabular, "LIME", "local linear surrogate", costly=True,
-           image_function=lime_methods.lime_image),
+           data=(TABULAR, IMAGE, TEXT), image_function=lime_methods.lime_image,
+           text_function=text_methods.lime),
+    Method("LayerIntegratedGradients", _text_only, "Captum",
+           "Integrated Gradients on the token embedding layer from a padding baseline", gradients=True,
+           data=(TEXT,), text_function=text_methods.layer_integrated_gradients, embedding_layer=True,
+           reference="padding"),
+    Method("LayerGradientXActivation", _text_only, "Captum", "gradient times the token embeddings",
+           gradients=True, data=(TEXT,), text_function=text_methods.layer_gradient_x_activation,
+           embedding_layer=True, reference="none"),
+    Method("Partition", _text_only, "SHAP", "Owen values over a hierarchy of words (text masker)", costly=True,
+           data=(TEXT,), text_function=text_methods.partition, reference="masked text"),
 ):
     METHODS.add(_method)
 
@@ -88,6 +111,9 @@ def problem(method: Method, *, kind: str, model: ExplainedModel, groups: int) ->
         return f"{method.name} works on {' and '.join(method.data)} data, not {kind} data"
     if method.gradients and not model.differentiable:
         return f"{method.name} needs gradients, but a {model.adapter.kind} model is a black box"
+    if method.embedding_layer and getattr(model.adapter, "embeddings", None) is None:
+        return (f"{method.name} needs the model's token embedding layer (an nn.Embedding), which this "
+                f"{model.adapter.kind} model does not expose")
     if method.hooks and not model.eager:
         return (f"{method.name} sets forward hooks on the model's layers, which a {model.adapter.kind} model "
                 "does not allow (it needs a state_dict with its factory, or a pickled module)")
@@ -107,6 +133,9 @@ BLACK_BOX_MANY_GROUPS = "PermutationExplainer"
 def defaults(*, kind: str, model: ExplainedModel, groups: int) -> list[str]:
     """The methods used when the spec names none: a fast one and an exact or model-agnostic check on it."""
     few = groups <= exact.MAX_GROUPS
+    if kind == TEXT:
+        gradients = model.differentiable and getattr(model.adapter, "embeddings", None) is not None
+        return ["LayerIntegratedGradients"] if gradients else ["Partition", "LIME"]
     if kind == IMAGE:
         return ["IntegratedGradients", "Occlusion"] if model.differentiable else ["Occlusion", "KernelExplainer"]
     if model.differentiable:
@@ -126,7 +155,7 @@ def attribute(name: str, request: Request) -> Attribution:
     """
     method = get(name)
     model = request.model
-    if not model.binary:
+    if request.kind == TEXT or not model.binary:  # text methods explain the predicted class itself
         return _run(method, request)
     positive = torch.full_like(request.targets, model.positive_index)
     found = _run(method, replace(request, targets=positive))
@@ -154,6 +183,6 @@ def _run(method: Method, request: Request) -> Attribution:
         torch.manual_seed(request.seed)
         np.random.seed(request.seed % 2**32)
         try:
-            return method.function_for(request.layout.kind)(request)
+            return method.function_for(request.kind)(request)
         finally:
             np.random.set_state(numpy_state)

@@ -54,8 +54,10 @@ def _counterfactual(result: AuditResult) -> dict[str, Any]:
 
 
 def _attributions(result: AuditResult) -> dict[str, Any]:
+    importance = result.select("token_attributions", "token_importance")
     return {
-        "tokens": result.select("token_attributions", "token_importance"),
+        "tokens": [m for m in importance if m.group is None],
+        "groups": _group_tokens([m for m in importance if m.group]),
         "identity": result.select("token_attributions", "identity_attribution_share"),
         "trust": result.select("token_attributions", "completeness_gap") + result.select("token_attributions", "method_agreement"),
         "texts": [_highlighted(m) for m in result.select("token_attributions", "highlighted_text")],
@@ -63,14 +65,31 @@ def _attributions(result: AuditResult) -> dict[str, Any]:
     }
 
 
+def _group_tokens(measurements: list[Measurement]) -> list[dict[str, Any]]:
+    """Per group (identity mention or metadata value), its top words in ranked order."""
+    groups: dict[tuple, dict[str, Any]] = {}
+    for m in measurements:
+        key = tuple(sorted(m.group.items()))
+        label = ", ".join(f"{column}: {value}" for column, value in key)
+        groups.setdefault(key, {"group": label, "tokens": []})["tokens"].append(m)
+    return list(groups.values())
+
+
 def _highlighted(m: Measurement) -> dict[str, Any]:
+    """A highlighted text; a counterfactual one also has its rewritten text, coloured on the same scale."""
     words = m.params["words"]
-    scale = max((abs(v) for _, v in words), default=0.0) or 1.0
+    swapped = m.params.get("counterfactual_words") or []
+    scale = max((abs(v) for _, v in words + swapped), default=0.0) or 1.0
     return {
         "row": m.params["row"], "reason": m.params["reason"], "label": m.params["label"], "score": m.value,
-        "method": m.params["method"],
-        "words": [{"text": w, "value": v, "style": _colour(v / scale)} for w, v in words],
+        "method": m.params["method"], "words": _coloured(words, scale),
+        "counterfactual_words": _coloured(swapped, scale), "direction": m.params.get("direction"),
+        "counterfactual_change": m.params.get("counterfactual_change"),
     }
+
+
+def _coloured(words: list, scale: float) -> list[dict[str, Any]]:
+    return [{"text": w, "value": v, "style": _colour(v / scale)} for w, v in words]
 
 
 def _colour(share: float) -> str:

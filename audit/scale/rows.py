@@ -8,7 +8,8 @@ union of every batch's candidates, and applying the mask again to that union (th
 leaves exactly the rows the whole-data plan picks. Each batch keeps its candidates with their
 features, labels, sensitive values, source rows and predictions; the driver merges them in
 row-id order and builds the row view (:meth:`audit.context.AuditContext.row_view`). Text runs
-with the counterfactual check also keep every text a swap rewrites (that check reads them all).
+with the counterfactual check or token attributions also keep every text a swap rewrites (both
+read them all).
 """
 
 from __future__ import annotations
@@ -87,13 +88,15 @@ def view(ctx: AuditContext, candidates: Candidates) -> AuditContext:
 
 def _mask(config: AuditConfig, data: AuditData, predictions: Predictions) -> np.ndarray:
     mask = sampling.candidate_mask(config, data.row_ids, data.labels, predictions)
-    if config.data.kind == "text" and config.checks.counterfactual.enabled:
+    checks = config.checks
+    if config.data.kind == "text" and (checks.counterfactual.enabled or checks.token_attributions.enabled):
         mask = mask | _swapped_texts(config, data.frame[config.data.text_column].tolist())
     return mask
 
 
 def _swapped_texts(config: AuditConfig, texts: list[str]) -> np.ndarray:
-    """Texts some swap rewrites: the counterfactual check scores every one of them, not a sample."""
+    """Texts some swap rewrites: the counterfactual check scores every one of them, and the token
+    attributions highlight those whose score moved most (audit.text.checks.swap_outcomes)."""
     from audit.text.counterfactual import directions
 
     patterns = [d.pattern for spec in config.checks.counterfactual.swaps.values() for d in directions(spec)]

@@ -4,50 +4,27 @@ An attribution's ``values`` are per token position, ``(texts, tokens)``, zero at
 reader sees words: :func:`word_values` sums the tokens of each word (the tokenizer's own word
 ids), so every method, whatever it perturbs, reports the same unit.
 
-Methods (a registry by name, as :mod:`audit.explain.registry`):
-
-- ``LayerIntegratedGradients`` (Captum): Integrated Gradients on the token embedding layer,
-  from a baseline that keeps the special tokens and puts the padding token everywhere else
-  (Captum's BERT tutorial); additive, so the values of a text sum to f(x) - f(baseline) up to
-  the integral's error, reported as the completeness gap.
-- ``LayerGradientXActivation`` (Captum): gradient times embedding; one backward pass.
-- ``Partition`` (SHAP's Partition explainer with its text masker): Owen values over a
-  hierarchy of words; additive in the predicted class's probability; costly.
-- ``LIME`` (lime's ``LimeTextExplainer``): a local linear model over word removals; costly,
-  capped at ``costly_rows`` texts.
-
-The gradient methods explain the model's raw output (logit) for the predicted class; SHAP and
-LIME, which query the model on edited texts, explain that class's probability.
+The methods (LayerIntegratedGradients, LayerGradientXActivation, Partition, LIME) are entries
+of the shared registry, :mod:`audit.explain.registry`, for data kind ``text``; their code is in
+:mod:`audit.explain.text_methods`. :func:`explain` runs one by name, after
+:func:`method_problem` (gradient methods need the model's embedding layer, which a black box
+such as an ONNX graph hides; Partition and LIME only query the model).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 import torch
 
-from audit.errors import ConfigError
+from audit.errors import ModelError
 from audit.explain.attribution import Attribution
+from audit.explain.text_methods import TEXT, TextBatch, TextRequest
 from audit.models import set_training
 
-LIME_SAMPLES = 300
-PARTITION_EVALS = 300
-
-
-@dataclass(frozen=True)
-class TextBatch:
-    """Texts to explain, tokenized: ids and mask cut to the longest, and each token's word."""
-
-    rows: np.ndarray
-    texts: list[str]
-    ids: torch.Tensor
-    mask: torch.Tensor
-    special: torch.Tensor
-    word_ids: list[list[int | None]]
-    offsets: list[list[tuple[int, int]]]
-    targets: torch.Tensor
+__all__ = ["TEXT", "TextBatch", "TextRequest", "Word", "defaults", "explain", "method_problem", "text_batch",
+           "usable", "word_values"]
 
 
 def text_batch(adapter, texts: list[str], rows: np.ndarray, targets: np.ndarray) -> TextBatch:
@@ -63,147 +40,45 @@ def text_batch(adapter, texts: list[str], rows: np.ndarray, targets: np.ndarray)
                      targets=torch.as_tensor(targets, dtype=torch.long))
 
 
-def _forward(adapter) -> Callable:
-    def forward(ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        out = adapter.call(ids, mask)
-        return out if out.dim() == 2 else out.unsqueeze(1)
-    return forward
-
-
-def _outputs(adapter, ids, mask, targets) -> np.ndarray:
-    with torch.no_grad():
-        out = _forward(adapter)(ids, mask)
-    return out.gather(1, targets.unsqueeze(1)).squeeze(1).double().numpy()
-
-
-def layer_integrated_gradients(adapter, batch: TextBatch, *, steps: int, seed: int, chunk: int = 8) -> Attribution:
-    from captum.attr import LayerIntegratedGradients
-
-    method = LayerIntegratedGradients(_forward(adapter), adapter.embeddings)
-    baseline = torch.where(batch.special, batch.ids, torch.full_like(batch.ids, adapter.pad_id))
-    values = []
-    for start in range(0, len(batch.ids), chunk):
-        part = slice(start, start + chunk)
-        found = method.attribute(batch.ids[part], baselines=baseline[part], target=batch.targets[part],
-                                 additional_forward_args=(batch.mask[part],), n_steps=steps,
-                                 internal_batch_size=chunk * steps)
-        values.append(found.sum(dim=-1).detach().double())
-    token_values = torch.cat(values).numpy() * batch.mask.numpy()
-    return Attribution("LayerIntegratedGradients", token_values,
-                       base_values=_outputs(adapter, baseline, batch.mask, batch.targets),
-                       outputs=_outputs(adapter, batch.ids, batch.mask, batch.targets),
-                       targets=batch.targets.numpy(), rows=batch.rows, settings={"steps": steps, "baseline": "padding"})
-
-
-def layer_gradient_x_activation(adapter, batch: TextBatch, *, steps: int, seed: int, chunk: int = 32) -> Attribution:
-    from captum.attr import LayerGradientXActivation
-
-    method = LayerGradientXActivation(_forward(adapter), adapter.embeddings)
-    values = [
-        method.attribute(batch.ids[s : s + chunk], target=batch.targets[s : s + chunk],
-                         additional_forward_args=(batch.mask[s : s + chunk],)).sum(dim=-1).detach().double()
-        for s in range(0, len(batch.ids), chunk)
-    ]
-    outputs = _outputs(adapter, batch.ids, batch.mask, batch.targets)
-    return Attribution("LayerGradientXActivation", torch.cat(values).numpy() * batch.mask.numpy(),
-                       base_values=np.zeros_like(outputs), outputs=outputs, targets=batch.targets.numpy(),
-                       rows=batch.rows, additive=False)
-
-
-def lime(adapter, batch: TextBatch, *, steps: int, seed: int) -> Attribution:
-    """LIME's text explainer over word removals; each word's weight is spread over its tokens."""
-    from lime.lime_text import LimeTextExplainer
-
-    explainer = LimeTextExplainer(split_expression=r"\W+", bow=False, random_state=seed)
-    values = np.zeros(batch.ids.shape)
-    for row, text in enumerate(batch.texts):
-        target = int(batch.targets[row])
-
-        def classify(texts: list[str]) -> np.ndarray:
-            encoded = adapter.tokenizer.encode(list(texts))
-            return _probabilities(adapter, encoded.ids)
-
-        found = explainer.explain_instance(text, classify, labels=(target,), num_features=10_000,
-                                           num_samples=LIME_SAMPLES)
-        indexed = found.domain_mapper.indexed_string
-        for feature, weight in found.as_map()[target]:
-            start = indexed.string_start[feature]
-            _spread(values[row], batch, row, start, start + len(indexed.word(feature)), weight)
-    outputs = _outputs(adapter, batch.ids, batch.mask, batch.targets)
-    return Attribution("LIME", values, base_values=np.zeros_like(outputs), outputs=outputs,
-                       targets=batch.targets.numpy(), rows=batch.rows, additive=False,
-                       settings={"samples": LIME_SAMPLES})
-
-
-def partition(adapter, batch: TextBatch, *, steps: int, seed: int) -> Attribution:
-    """SHAP's Partition explainer with a text masker (words split on non-word characters).
-
-    Explains the predicted class's probability; its values sum to f(x) - f(all words masked).
-    ``max_evals`` is ``PARTITION_EVALS`` per text.
-    """
-    from audit.explain.shap_methods import _quiet_numba, import_shap
-
-    shap = import_shap()
-
-    def classify(texts) -> np.ndarray:
-        return _probabilities(adapter, adapter.tokenizer.encode([str(t) for t in texts]).ids)
-
-    explainer = shap.explainers.Partition(classify, shap.maskers.Text(r"\W+"))
-    values = np.zeros(batch.ids.shape)
-    outputs, base = np.zeros(len(batch.texts)), np.zeros(len(batch.texts))
-    for row, text in enumerate(batch.texts):
-        target = int(batch.targets[row])
-        with _quiet_numba():
-            found = explainer([text], max_evals=PARTITION_EVALS, silent=True)
-        start = 0
-        for piece, value in zip(found.data[0], found.values[0][:, target]):
-            _spread(values[row], batch, row, start, start + len(piece.rstrip()), float(value))
-            start += len(piece)
-        base[row] = float(np.asarray(found.base_values[0])[target])
-        outputs[row] = base[row] + float(found.values[0][:, target].sum())
-    return Attribution("Partition", values, base_values=base, outputs=outputs, targets=batch.targets.numpy(),
-                       rows=batch.rows, settings={"max_evals": PARTITION_EVALS, "output": "probability"})
-
-
-def _probabilities(adapter, ids: torch.Tensor) -> np.ndarray:
-    with torch.no_grad():
-        out = _forward(adapter)(ids, (ids != adapter.pad_id).long()).double()
-    if out.shape[1] == 1:
-        positive = torch.sigmoid(out[:, 0])
-        return torch.stack([1 - positive, positive], dim=1).numpy()
-    return torch.softmax(out, dim=1).numpy()
-
-
-def _spread(values: np.ndarray, batch: TextBatch, row: int, start: int, end: int, weight: float) -> None:
-    tokens = [t for t, (a, b) in enumerate(batch.offsets[row]) if batch.word_ids[row][t] is not None and a < end and b > start]
-    for t in tokens:
-        values[t] += weight / len(tokens)
-
-
-METHODS: dict[str, Callable] = {
-    "LayerIntegratedGradients": layer_integrated_gradients,
-    "LayerGradientXActivation": layer_gradient_x_activation,
-    "Partition": partition,
-    "LIME": lime,
-}
-GRADIENT_METHODS = ("LayerIntegratedGradients", "LayerGradientXActivation")
-COSTLY = ("Partition", "LIME")
-
-
-def check_methods(names: list[str]) -> None:
-    unknown = [n for n in names if n not in METHODS]
-    if unknown:
-        raise ConfigError(f"checks.token_attributions.methods: unknown method {unknown[0]!r}",
-                          hint=f"choose from {', '.join(METHODS)}")
-
-
 def explain(adapter, name: str, batch: TextBatch, *, steps: int, seed: int) -> Attribution:
-    if name in GRADIENT_METHODS:
-        if adapter.embeddings is None or adapter.module is None:
-            raise ConfigError(f"{name} needs the model's token embedding layer; this model exposes none",
-                              hint="use LIME, or give a transformers model or a module with an nn.Embedding")
+    """Run the registered method ``name`` on tokenized texts (refused with why if it cannot run here)."""
+    from audit.explain import registry
+
+    method = registry.get(name)
+    why = method_problem(adapter, name)
+    if why is not None:
+        raise ModelError(why, hint=f"use one of {', '.join(usable(adapter))}")
+    if method.gradients:
         set_training(adapter.module, False)
-    return METHODS[name](adapter, batch, steps=steps, seed=seed)
+    return registry.attribute(name, TextRequest(adapter, batch, steps, seed))
+
+
+def method_problem(adapter, name: str) -> str | None:
+    """Why the registered method ``name`` cannot explain this text model, or None."""
+    from audit.explain import registry
+
+    return registry.problem(registry.get(name), kind=TEXT, model=_explained(adapter), groups=0)
+
+
+def usable(adapter) -> list[str]:
+    from audit.explain import registry
+
+    return [name for name, m in registry.METHODS.items() if TEXT in m.data and method_problem(adapter, name) is None]
+
+
+def defaults(adapter) -> list[str]:
+    """The methods used when the spec names none: Integrated Gradients, or the black-box pair."""
+    from audit.explain import registry
+
+    return registry.defaults(kind=TEXT, model=_explained(adapter), groups=0)
+
+
+def _explained(adapter):
+    # what registry.problem reads of a model: gradients, its kind, its layers (the text methods
+    # explain the predicted class themselves, so the class bookkeeping is unused)
+    from audit.explain.model import ExplainedModel
+
+    return ExplainedModel(adapter, classes=2, positive_index=None, output="logits", batch_rows=1)
 
 
 @dataclass(frozen=True)

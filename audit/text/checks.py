@@ -9,6 +9,8 @@ generalized power means and the Jigsaw final score, with bootstrap intervals.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from audit import sampling, stats
@@ -129,22 +131,34 @@ def positive_scores(ctx: AuditContext, texts: list[str]) -> tuple[np.ndarray, np
     return found.scores, found.decisions == ctx.data.positive_index
 
 
-def run_counterfactual(ctx: AuditContext) -> list[Measurement]:
+@dataclass(frozen=True)
+class SwapOutcome:
+    """One swap direction: the texts that mention its terms, rewritten and scored again."""
+
+    direction: str
+    rows: np.ndarray
+    rewritten: list[str]
+    scores: np.ndarray
+    change: np.ndarray
+    flips: np.ndarray
+
+
+def swap_outcomes(ctx: AuditContext) -> dict[str, list[SwapOutcome]]:
+    """Every declared swap's directions with their new scores, computed once per audit.
+
+    The counterfactual check measures them; the token attributions highlight the texts whose
+    score moved most, so the rewritten texts are scored once, not twice.
+    """
+    if "swap_outcomes" in ctx.shared:
+        return ctx.shared["swap_outcomes"]
     from audit.text.counterfactual import directions
 
-    ctx = ctx.row_view()  # a sharded run's candidate rows hold every text a swap rewrites
-    binary_scores(ctx, "counterfactual")
-    section = ctx.config.checks.counterfactual
-    if not section.swaps:
-        ctx.warn("counterfactual: no swaps declared (checks.counterfactual.swaps); nothing swapped")
-        return []
     texts = texts_of(ctx)
     scores = ctx.predictions.scores
     decisions = ctx.predictions.decisions == ctx.data.positive_index
-    rng = np.random.default_rng(ctx.seed)
-    out = []
-    for swap, spec in section.swaps.items():
-        pooled = []
+    found: dict[str, list[SwapOutcome]] = {}
+    for swap, spec in ctx.config.checks.counterfactual.swaps.items():
+        found[swap] = []
         for direction in directions(spec):
             rows = np.flatnonzero([direction.pattern.search(t) is not None for t in texts])
             if rows.size == 0:
@@ -152,17 +166,42 @@ def run_counterfactual(ctx: AuditContext) -> list[Measurement]:
                 continue
             rewritten = [direction.rewrite(texts[r]) for r in rows]
             new_scores, new_decisions = positive_scores(ctx, rewritten)
-            change = new_scores - scores[rows]
-            flips = new_decisions != decisions[rows]
-            params = {"swap": swap, "direction": direction.name}
-            out += _change_measurements(ctx, change, flips, params, rng)
-            pooled.append((rows, rewritten, new_scores, change, flips, direction.name))
+            found[swap].append(SwapOutcome(direction.name, rows, rewritten, new_scores, new_scores - scores[rows],
+                                           new_decisions != decisions[rows]))
+    ctx.shared["swap_outcomes"] = found
+    return found
+
+
+def run_counterfactual(ctx: AuditContext) -> list[Measurement]:
+    ctx = ctx.row_view()  # a sharded run's candidate rows hold every text a swap rewrites
+    binary_scores(ctx, "counterfactual")
+    section = ctx.config.checks.counterfactual
+    if not section.swaps:
+        ctx.warn("counterfactual: no swaps declared (checks.counterfactual.swaps); nothing swapped")
+        return []
+    texts = texts_of(ctx)
+    rng = np.random.default_rng(ctx.seed)
+    out = []
+    for swap, pooled in swap_outcomes(ctx).items():
+        for outcome in pooled:
+            params = {"swap": swap, "direction": outcome.direction}
+            out += _change_measurements(ctx, outcome.change, outcome.flips, params, rng)
         if pooled:
-            change = np.concatenate([p[3] for p in pooled])
-            flips = np.concatenate([p[4] for p in pooled])
+            change = np.concatenate([p.change for p in pooled])
+            flips = np.concatenate([p.flips for p in pooled])
             out += _change_measurements(ctx, change, flips, {"swap": swap, "direction": "both"}, rng)
             out += _examples(ctx, swap, pooled, section.examples, texts)
     return out
+
+
+def largest_changes(pooled: list[SwapOutcome], row_ids: np.ndarray) -> list[tuple[int, str, float, str, float]]:
+    """(row, rewritten text, new score, direction, change) of every swapped text, largest |change| first.
+
+    ``row`` is a position in the data; ties go to the smaller row id.
+    """
+    found = [(int(r), new, float(s), p.direction, float(c)) for p in pooled
+             for r, new, s, c in zip(p.rows, p.rewritten, p.scores, p.change)]
+    return sorted(found, key=lambda item: (-abs(item[4]), int(row_ids[item[0]])))
 
 
 def _change_measurements(ctx, change: np.ndarray, flips: np.ndarray, params: dict, rng) -> list[Measurement]:
@@ -186,24 +225,17 @@ def _change_measurements(ctx, change: np.ndarray, flips: np.ndarray, params: dic
     return out
 
 
-def _examples(ctx, swap: str, pooled: list, count: int, texts: list[str]) -> list[Measurement]:
+def _examples(ctx, swap: str, pooled: list[SwapOutcome], count: int, texts: list[str]) -> list[Measurement]:
     """The texts whose score moved most, original and rewritten (the report escapes them)."""
-    rows = [(abs(c), r, new, s, c, name) for rs, rewritten, scores, changes, _, name in pooled
-            for r, new, s, c in zip(rs, rewritten, scores, changes)]
-    rows.sort(key=lambda item: (-item[0], item[1]))
     out = []
-    for _, row, new, score, change, name in rows[:count]:
-        out.append(Measurement("counterfactual", "counterfactual_example", float(change), n=1, params={
-            "swap": swap, "direction": name, "row": _row_id(ctx, row), "text": texts[row][:EXAMPLE_CHARS],
+    row_ids = sampling.ids_of(ctx.data)
+    for row, new, score, name, change in largest_changes(pooled, row_ids)[:count]:
+        out.append(Measurement("counterfactual", "counterfactual_example", change, n=1, params={
+            "swap": swap, "direction": name, "row": int(row_ids[row]), "text": texts[row][:EXAMPLE_CHARS],
             "counterfactual": new[:EXAMPLE_CHARS], "score": float(ctx.predictions.scores[row]),
-            "counterfactual_score": float(score),
+            "counterfactual_score": score,
         }))
     return out
-
-
-def _row_id(ctx: AuditContext, row: int) -> int:
-    """A row named by its id (its position as read), the same in a local and a sharded run."""
-    return int(row if ctx.data.row_ids is None else ctx.data.row_ids[row])
 
 
 # ---------------------------------------------------------------- token attributions
@@ -213,16 +245,43 @@ TOKEN_ATTRIBUTION_METRICS = (
     "highlighted_text",
 )
 TOP_TOKENS = 15
+TOP_GROUP_TOKENS = 10
 MIN_OCCURRENCES = 3
 
 
 def validate_token_attributions(config) -> None:
-    from audit.text.attributions import check_methods
+    """Method names against the shared registry; gradient methods refused for a black box (ONNX)."""
+    from audit.errors import ConfigError
+    from audit.explain import registry
+    from audit.text.attributions import TEXT
 
-    check_methods(config.checks.token_attributions.methods)
+    field = "checks.token_attributions.methods"
+    text_methods = [n for n, m in registry.METHODS.items() if TEXT in m.data]
+    black_box = [n for n in text_methods if not registry.get(n).gradients]
+    for name in config.checks.token_attributions.methods or []:
+        method = registry.get(name)
+        if TEXT not in method.data:
+            raise ConfigError(f"{field}: {name} works on {' and '.join(method.data)} data, not text",
+                              hint=f"use one of {', '.join(text_methods)}")
+        if method.gradients and config.model.kind == "onnx":
+            raise ConfigError(f"{field}: {name} needs gradients, but an onnx model is a black box",
+                              hint=f"use the black-box methods {', '.join(black_box)}")
+
+
+def prepare_token_attributions(ctx: AuditContext) -> None:
+    """Methods the loaded model cannot run (no embedding layer found): refused before any check runs."""
+    from audit.errors import ModelError
+    from audit.text import attributions as attr
+
+    for name in ctx.config.checks.token_attributions.methods or []:
+        why = attr.method_problem(ctx.model, name)
+        if why is not None:
+            raise ModelError(f"checks.token_attributions.methods: {why}",
+                             hint=f"use one of {', '.join(attr.usable(ctx.model))}")
 
 
 def run_token_attributions(ctx: AuditContext) -> list[Measurement]:
+    from audit.explain import registry
     from audit.text import attributions as attr
 
     ctx = ctx.row_view()  # a sharded run explains its candidate texts (audit.scale.rows)
@@ -235,11 +294,12 @@ def run_token_attributions(ctx: AuditContext) -> list[Measurement]:
     costly = sampling.sorted_sample(row_ids, ctx.seed, "text_explanations", min(section.costly_rows, section.rows))
     targets = _explained_class(ctx)
     found, batches = {}, {}
-    for name in section.methods:
-        rows = costly if name in attr.COSTLY else sample
+    methods = section.methods or attr.defaults(ctx.model)
+    for name in methods:
+        rows = costly if registry.get(name).costly else sample
         batches[name] = attr.text_batch(ctx.model, [texts[r] for r in rows], rows, targets[rows])
         found[name] = attr.explain(ctx.model, name, batches[name], steps=section.steps, seed=ctx.seed)
-    primary = section.methods[0]
+    primary = methods[0]
     words = {name: [attr.word_values(found[name], batches[name], i) for i in range(len(batches[name].rows))]
              for name in found}
     out = [Measurement("token_attributions", "texts_explained", float(len(batches[n].rows)), n=len(batches[n].rows),
@@ -249,6 +309,7 @@ def run_token_attributions(ctx: AuditContext) -> list[Measurement]:
     out += [_completeness(name, a) for name, a in found.items() if a.additive]
     out += [_agreement(primary, name, words[primary], words[name]) for name in found if name != primary]
     out += _highlights(ctx, primary, texts, targets, section)
+    out += _group_importance(ctx, primary, batches[primary].rows, words[primary], rng)
     return out
 
 
@@ -284,19 +345,39 @@ def _mean_with_interval(ctx, values: np.ndarray, rng) -> tuple[float, tuple[floa
     return float(values.mean()), stats.percentile_interval(replicates, settings.ci_level)
 
 
-def _token_importance(ctx, method: str, words, rng) -> list[Measurement]:
-    """Mean share of a text's absolute attribution that each frequent word carries."""
+def _token_importance(ctx, method: str, words, rng, *, group: dict | None = None,
+                      top: int = TOP_TOKENS) -> list[Measurement]:
+    """Mean share of a text's absolute attribution that each frequent word carries (over ``words``' texts)."""
     occurrences: dict[str, list[float]] = {}
     for tokens, shares in _shares(words):
         for token, share in zip(tokens, shares):
             occurrences.setdefault(token, []).append(float(share))
     frequent = {t: np.array(v) for t, v in occurrences.items() if len(v) >= MIN_OCCURRENCES and any(c.isalnum() for c in t)}
-    ranked = sorted(frequent, key=lambda t: (-frequent[t].mean(), t))[:TOP_TOKENS]
+    ranked = sorted(frequent, key=lambda t: (-frequent[t].mean(), t))[:top]
     out = []
     for token in ranked:
         value, ci = _mean_with_interval(ctx, frequent[token], rng)
         out.append(Measurement("token_attributions", "token_importance", value, ci=ci, n=len(frequent[token]),
-                               params={"method": method, "token": token}))
+                               group=group, params={"method": method, "token": token}))
+    return out
+
+
+def _group_importance(ctx, method: str, rows: np.ndarray, words, rng) -> list[Measurement]:
+    """The top words of each identity group's texts, and of each metadata sensitive group's texts.
+
+    The same statistic as the global importance, over the explained texts of the group only:
+    a word that matters more for one group's texts than for the others shows here.
+    """
+    groups = [({"identity": name}, mask[rows]) for name, mask in identity_subgroups(ctx).items()]
+    frame = ctx.data.sensitive
+    for column in frame.columns:
+        if not str(column).startswith(MENTIONS_PREFIX):
+            values = frame[column].to_numpy()[rows]
+            groups += [({str(column): str(v)}, values == v) for v in sorted(set(values.tolist()), key=str)]
+    out = []
+    for group, mask in groups:
+        chosen = [w for w, inside in zip(words, mask) if inside]
+        out += _token_importance(ctx, method, chosen, rng, group=group, top=TOP_GROUP_TOKENS)
     return out
 
 
@@ -349,30 +430,74 @@ def text_worst_errors(ctx, count: int) -> np.ndarray:
 
 
 def _highlights(ctx, method: str, texts: list[str], targets: np.ndarray, section) -> list[Measurement]:
-    """Word attributions of the worst errors and the least certain texts, for the report."""
-    from audit.text import attributions as attr
+    """Word attributions of the worst errors, the least certain texts and the largest counterfactual changes.
 
+    A counterfactual highlight also carries the rewritten text's word attributions (toward the
+    same class), so a reader sees what the swapped terms did.
+    """
     if section.examples == 0:
         return []
+    chosen = _chosen_rows(ctx, section.examples)
+    swapped = _largest_swaps(ctx, section.examples, {r for r, _ in chosen})
+    out = []
+    words = _word_lists(ctx, method, [texts[r] for r, _ in chosen], [r for r, _ in chosen], targets, section)
+    for (row, reason), found in zip(chosen, words):
+        out.append(_highlight(ctx, method, row, reason, found))
+    # the originals and their rewritten texts in one batch, both explained toward the original's class
+    swapped_rows = [r for r, _ in swapped]
+    words = _word_lists(ctx, method, [texts[r] for r in swapped_rows] + [new for _, (new, _, _) in swapped],
+                        swapped_rows * 2, targets, section)
+    for k, (row, (new, direction, change)) in enumerate(swapped):
+        out.append(_highlight(ctx, method, row, "largest counterfactual change", words[k], {
+            "direction": direction, "counterfactual": new[:EXAMPLE_CHARS], "counterfactual_change": change,
+            "counterfactual_words": _rounded(words[len(swapped) + k])}))
+    return out
+
+
+def _word_lists(ctx, method: str, texts: list[str], rows: list[int], targets: np.ndarray, section) -> list[list]:
+    """Each text's word attributions by ``method``, toward the explained class of its row."""
+    from audit.text import attributions as attr
+
+    if not texts:
+        return []
+    rows = np.array(rows, dtype=np.int64)
+    batch = attr.text_batch(ctx.model, texts, rows, targets[rows])
+    found = attr.explain(ctx.model, method, batch, steps=section.steps, seed=ctx.seed)
+    return [attr.word_values(found, batch, i) for i in range(len(texts))]
+
+
+def _highlight(ctx, method: str, row: int, reason: str, words, extra: dict | None = None) -> Measurement:
+    params = {"method": method, "row": int(sampling.ids_of(ctx.data)[row]), "reason": reason,
+              "label": ctx.data.classes[ctx.data.labels[row]],
+              "positive": bool(ctx.data.labels[row] == ctx.data.positive_index), "words": _rounded(words)}
+    return Measurement("token_attributions", "highlighted_text", float(ctx.predictions.scores[row]), n=1,
+                       params=params | (extra or {}))
+
+
+def _rounded(words) -> list[list]:
+    return [[w.text, round(w.value, 6)] for w in words]
+
+
+def _chosen_rows(ctx, count: int) -> list[tuple[int, str]]:
+    """The worst errors (most confident wrong decisions) and the least certain texts, each row once."""
     scores = ctx.predictions.scores
-    positive = ctx.data.labels == ctx.data.positive_index
-    chosen = [(int(r), "worst error") for r in text_worst_errors(ctx, section.examples)]
+    chosen = [(int(r), "worst error") for r in text_worst_errors(ctx, count)]
     margin = np.abs(scores - ctx.config.model.threshold)
     exclude = np.array([r for r, _ in chosen], dtype=np.int64)
     chosen += [(int(r), "least certain")
-               for r in sampling.least_certain(sampling.ids_of(ctx.data), margin, section.examples, exclude=exclude)]
-    rows = np.array([r for r, _ in chosen])
-    batch = attr.text_batch(ctx.model, [texts[r] for r in rows], rows, targets[rows])
-    found = attr.explain(ctx.model, method, batch, steps=section.steps, seed=ctx.seed)
-    out = []
-    row_ids = sampling.ids_of(ctx.data)
-    for i, (row, reason) in enumerate(chosen):
-        words = attr.word_values(found, batch, i)
-        out.append(Measurement("token_attributions", "highlighted_text", float(scores[row]), n=1, params={
-            "method": method, "row": int(row_ids[row]), "reason": reason, "label": ctx.data.classes[ctx.data.labels[row]],
-            "positive": bool(positive[row]), "words": [[w.text, round(w.value, 6)] for w in words],
-        }))
-    return out
+               for r in sampling.least_certain(sampling.ids_of(ctx.data), margin, count, exclude=exclude)]
+    return chosen
+
+
+def _largest_swaps(ctx, count: int, taken: set[int]) -> list[tuple[int, tuple[str, str, float]]]:
+    """The texts (not already highlighted) whose score a swap moved most: row, (rewritten, direction, change)."""
+    pooled = [outcome for outcomes in swap_outcomes(ctx).values() for outcome in outcomes]
+    found: list[tuple[int, tuple[str, str, float]]] = []
+    for row, new, _, direction, change in largest_changes(pooled, sampling.ids_of(ctx.data)):
+        if row not in taken and len(found) < count:
+            taken = taken | {row}
+            found.append((row, (new, direction, change)))
+    return found
 
 
 # ---------------------------------------------------------------- text attacks
@@ -396,6 +521,9 @@ def run_text_robustness(ctx: AuditContext) -> list[Measurement]:
     readable = _readable_words(ctx, [texts[r] for r in rows])
     out = [Measurement("text_robustness", "texts_attacked", float(len(rows)), n=len(rows))]
     for name in section.attacks:
+        if name == "word" and not section.word_vectors and ctx.model.embeddings is None:
+            out += _word_attack_skipped(ctx, section)
+            continue
         candidates = _candidates(ctx, name, section)
         searches = {k: _search(ctx, texts[row], int(row), candidates, protected, readable[k], max(section.budgets))
                     for k, row in enumerate(rows) if correct[k]}
@@ -404,6 +532,19 @@ def run_text_robustness(ctx: AuditContext) -> list[Measurement]:
         out += _attack_measurements(ctx, name, section, rows, correct, outcomes)
         out += _adversarial_examples(ctx, name, section, rows, outcomes, texts)
     return out
+
+
+NO_EMBEDDINGS = ("the word attack needs the model's token embedding matrix for its nearest neighbours, which "
+                 "this {kind} model does not expose, and no word-vector file is set "
+                 "(checks.text_robustness.word_vectors); only the other attacks ran")
+
+
+def _word_attack_skipped(ctx, section) -> list[Measurement]:
+    """A black box hides its embeddings: the word attack is not run, and its numbers say why (never a pass)."""
+    note = NO_EMBEDDINGS.format(kind=ctx.model.kind)
+    ctx.warn(f"text_robustness: {note}")
+    return [Measurement("text_robustness", "robust_accuracy", None, n=0, params={"attack": "word", "budget": budget},
+                        status="undefined", reason=Reason.NO_EMBEDDINGS, note=note) for budget in sorted(section.budgets)]
 
 
 def _protected_terms(ctx, section):

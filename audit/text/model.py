@@ -2,14 +2,19 @@
 
 ``model.kind: transformers`` loads a ``save_pretrained`` folder with local files only (never a
 hub download) and safetensors weights only, unless ``allow_pickle``. The other module kinds
-(TorchScript, torch.export, state_dict + factory, pickle) are called as ``module(ids, mask)``.
-Every text model is checked against its tokenizer (vocabulary size, positions) and predicts in
-batches sorted by length, each cut to its longest text, so little time goes on padding.
+(TorchScript, torch.export, state_dict + factory, pickle) are called as ``module(ids, mask)``;
+an ONNX graph taking token ids (and a mask) is a black box run by onnxruntime.
+Every text model is checked against its tokenizer (vocabulary size, positions: a transformers
+config's ``max_position_embeddings``, a module's or graph's position-embedding table, an ONNX
+graph's fixed input length) and predicts in batches sorted by length, each cut to its longest
+text, so little time goes on padding.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import re
 import warnings
 from pathlib import Path
 from typing import Callable, Iterator
@@ -82,15 +87,143 @@ def load_text_model(config: AuditConfig, loaders: dict) -> TextModelAdapter:
         module = module.to(device).eval()
         call = _hugging_face_call(module)
         embeddings = module.get_input_embeddings()
-        positions = getattr(module.config, "max_position_embeddings", None)
+        limit = getattr(module.config, "max_position_embeddings", None)
+        positions = None if limit is None else Positions(limit, "max_position_embeddings")
+        vocabulary = getattr(embeddings, "num_embeddings", None)
+    elif spec.kind == "onnx":
+        module, embeddings, device = None, None, torch.device("cpu")
+        call, positions, vocabulary = load_onnx_text(Path(spec.path), tokenizer.pad_id)
     else:
         base = loaders[spec.kind](spec, Path(spec.path), device, config.base_dir)
-        module, call, positions = base.module, _plain_call(base.forward), None
+        module, call = base.module, _plain_call(base.forward)
         embeddings = _embedding_layer(module)
-    _check_fit(tokenizer, config, embeddings, positions)
+        positions = position_table(module.named_parameters()) if module is not None else None
+        vocabulary = getattr(embeddings, "num_embeddings", None) or _scripted_vocabulary(module)
+    _check_fit(tokenizer, config, vocabulary, positions)
     trim = config.data.tokenizer.padding == "longest"
     return TextModelAdapter(kind=spec.kind, call=call, device=device, module=module, tokenizer=tokenizer,
                             trim=trim, embeddings=embeddings)
+
+
+@dataclasses.dataclass(frozen=True)
+class Positions:
+    """The most tokens a model reads, and where that limit was read (for the refusal)."""
+
+    limit: int
+    source: str
+
+
+POSITION_NAME = re.compile(r"(pos|position|positions|positional)(_?(emb|embed|embeds|embedding|embeddings))?|wpe",
+                           re.IGNORECASE)
+"""A position-embedding table's own name: ``pos``, ``position_embeddings``, ``pos_embed``, GPT-2's ``wpe``."""
+
+
+def position_table(named_shapes) -> Positions | None:
+    """The rows of the first position-embedding table among ``(name, tensor or shape)`` pairs, if any.
+
+    A module that adds a learned position embedding indexes a ``(positions, width)`` table by
+    token position, so a text longer than its rows fails or reads garbage; the table is found by
+    its name (``embeddings.position_embeddings.weight``, ``pos.weight``, ``pos_embed``), 2-D, or
+    3-D with a leading 1 (a raw parameter of shape ``(1, positions, width)``).
+    """
+    for name, value in named_shapes:
+        shape = tuple(getattr(value, "shape", value))
+        parts = [p for p in re.split(r"[./:]", name) if p]
+        if parts and parts[-1] == "weight":
+            parts = parts[:-1]
+        if not parts or not POSITION_NAME.fullmatch(parts[-1]):
+            continue
+        if len(shape) == 2 or (len(shape) == 3 and shape[0] == 1):
+            return Positions(int(shape[-2]), f"{name} table")
+    return None
+
+
+def _scripted_vocabulary(module) -> int | None:
+    """Rows of a TorchScript module's token embedding: its first ``Embedding`` that is not a position table.
+
+    Scripting hides the ``nn.Embedding`` class (and its hooks) but keeps the original class name.
+    """
+    for name, child in (module.named_modules() if module is not None else ()):
+        last = name.rsplit(".", 1)[-1]
+        if getattr(child, "original_name", None) == "Embedding" and name and not POSITION_NAME.fullmatch(last):
+            return int(child.weight.shape[0])
+    return None
+
+
+def load_onnx_text(path: Path, pad_id: int) -> tuple[Callable, Positions | None, int | None]:
+    """An ONNX text classifier as ``call(ids, mask)``: a black box taking ids and, if it has one, a mask.
+
+    The first input takes token ids, a second one (or one named like ``*mask*``) the attention
+    mask, each in the integer type the graph declares. A graph exported for a fixed length gets
+    its batches padded to it (and that length is its limit); a fixed batch size gets its rows
+    in chunks of that size, the last one padded.
+    """
+    from audit.models import onnx_session
+
+    session = onnx_session(path, torch.device("cpu"))
+    inputs = session.get_inputs()
+    masks = [i for i in inputs if "mask" in i.name.lower()]
+    ids_input = next(i for i in inputs if i not in masks[:1])
+    mask_input = masks[0] if masks else next((i for i in inputs if i is not ids_input), None)
+    shape = list(ids_input.shape or [])
+    batch = shape[0] if shape and isinstance(shape[0], int) else None
+    length = shape[1] if len(shape) > 1 and isinstance(shape[1], int) else None
+
+    def run(ids: torch.Tensor, mask: torch.Tensor) -> np.ndarray:
+        feed = {ids_input.name: ids.cpu().numpy().astype(_onnx_dtype(ids_input.type))}
+        if mask_input is not None:
+            feed[mask_input.name] = mask.cpu().numpy().astype(_onnx_dtype(mask_input.type))
+        return session.run(None, feed)[0]
+
+    def call(ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        if length is not None and ids.shape[1] < length:
+            extra = length - ids.shape[1]
+            ids = torch.nn.functional.pad(ids, (0, extra), value=pad_id)
+            mask = torch.nn.functional.pad(mask, (0, extra), value=0)
+        if batch is None or len(ids) == batch:
+            return torch.from_numpy(np.asarray(run(ids, mask)))
+        return torch.from_numpy(_in_fixed_batches(run, ids, mask, batch))
+
+    graph = _onnx_graph(path)
+    positions = Positions(length, "fixed input length") if length is not None else _onnx_position_table(graph)
+    return call, positions, _onnx_vocabulary(graph, ids_input.name)
+
+
+def _in_fixed_batches(run: Callable, ids: torch.Tensor, mask: torch.Tensor, batch: int) -> np.ndarray:
+    """A graph exported for ``batch`` rows: chunks of that size, the last one padded with its first row."""
+    parts = []
+    for start in range(0, len(ids), batch):
+        rows, masks = ids[start : start + batch], mask[start : start + batch]
+        fill = batch - len(rows)
+        part = run(torch.cat([rows, rows[:1].expand(fill, -1)]), torch.cat([masks, masks[:1].expand(fill, -1)]))
+        parts.append(np.asarray(part)[: len(rows)])
+    return np.concatenate(parts)
+
+
+def _onnx_dtype(onnx_type: str) -> type:
+    return {"tensor(int32)": np.int32, "tensor(float)": np.float32, "tensor(double)": np.float64}.get(onnx_type, np.int64)
+
+
+def _onnx_graph(path: Path):
+    import onnx
+
+    return onnx.load(str(path), load_external_data=False).graph
+
+
+def _onnx_position_table(graph) -> Positions | None:
+    return position_table((t.name, tuple(t.dims)) for t in graph.initializer)
+
+
+def _onnx_vocabulary(graph, ids_name: str) -> int | None:
+    """Rows of the table the token ids index: a ``Gather`` over an initializer whose indices are the ids (or a cast of them)."""
+    tables = {t.name: tuple(t.dims) for t in graph.initializer}
+    ids = {ids_name}
+    for node in graph.node:  # nodes are in topological order
+        if node.op_type in ("Cast", "Identity") and node.input and node.input[0] in ids:
+            ids.update(node.output)
+        elif node.op_type == "Gather" and len(node.input) == 2 and node.input[1] in ids and node.input[0] in tables:
+            return int(tables[node.input[0]][0])
+    return None
 
 
 def load_transformers(spec: ModelSpec) -> torch.nn.Module:
@@ -158,15 +291,16 @@ def _embedding_layer(module: torch.nn.Module | None) -> torch.nn.Module | None:
     return next((m for m in module.modules() if isinstance(m, torch.nn.Embedding)), None)
 
 
-def _check_fit(tokenizer: TextTokenizer, config: AuditConfig, embeddings, positions: int | None) -> None:
-    rows = getattr(embeddings, "num_embeddings", None)
+def _check_fit(tokenizer: TextTokenizer, config: AuditConfig, rows: int | None, positions: "Positions | None") -> None:
+    """The tokenizer within the model's vocabulary (``rows`` of its token embedding) and positions."""
     if rows is not None and tokenizer.vocab_size > rows:
         raise ModelError(
             f"the tokenizer {tokenizer.path.name} has {tokenizer.vocab_size:,} tokens but the model embeds only {rows:,}",
             hint="give the tokenizer the model was trained with (data.tokenizer.path)",
         )
-    if positions is not None and config.data.tokenizer.max_length > positions:
+    if positions is not None and config.data.tokenizer.max_length > positions.limit:
         raise ConfigError(
-            f"data.tokenizer.max_length {config.data.tokenizer.max_length} exceeds the model's {positions} positions",
-            hint=f"set data.tokenizer.max_length to {positions} or less",
+            f"data.tokenizer.max_length {config.data.tokenizer.max_length} exceeds the model's {positions.limit} "
+            f"positions ({positions.source})",
+            hint=f"set data.tokenizer.max_length to {positions.limit} or less",
         )
