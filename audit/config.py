@@ -336,6 +336,12 @@ class ModelSpec(Strict):
     output: Literal["logits", "probabilities"] = "logits"
     threshold: float = Field(0.5, gt=0, lt=1, description="binary decision threshold on the positive probability")
     batch_size: int = Field(1024, gt=0)
+    batching: Literal["exact", "fast"] = Field(
+        "exact",
+        description="exact: every row predicted at slot row_id % batch_size of a full batch (text padded to "
+        "max_length), so its output never depends on the other rows audited and any sharding gives the same "
+        "bits; fast: plain batches (text sorted by length, each batch cut to its longest), quicker, local only",
+    )
     device: Literal["auto", "cpu", "cuda"] = "auto"
     decision_column: str | None = Field(None, description="predictions: the decision column")
     decision_positive: list[ClassValue] | None = Field(
@@ -787,6 +793,9 @@ class AuditConfig(Strict):
             raise ValueError(f"{where} reads images from .npz files (images and labels in each); convert .npy pairs with numpy.savez")
         if self.data.sample is not None:
             raise ValueError(f"{where} reads every row: data.sample cannot be sharded; narrow the rows with data.filter")
+        if self.model.batching == "fast":
+            raise ValueError(f"{where} needs model.batching: exact (fast batches change the outputs' last bits "
+                             "with the other rows of a batch, so shards would not add up to the local run)")
         return self
 
     @model_validator(mode="after")

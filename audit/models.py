@@ -535,12 +535,13 @@ def predict(adapter: ModelAdapter, data: AuditData, spec: ModelSpec) -> Predicti
     """Run the model once over the data and turn its outputs into decisions and probabilities.
 
     Data with row ids (every loader sets them) are predicted slot by row id
-    (:meth:`ModelAdapter.slot_outputs`), so a sharded run predicts the same bits.
+    (:meth:`ModelAdapter.slot_outputs`), so a sharded run predicts the same bits; with
+    ``model.batching: fast`` in plain batches (text: sorted by length, each cut to its longest).
     """
     if data.features is None:
         raise DataError("the data has no feature tensor to feed the model")
     size = adapter.static_batch or spec.batch_size
-    if data.row_ids is not None:
+    if data.row_ids is not None and spec.batching == "exact":
         blocks = len(np.unique(data.row_ids // size))
         with progress.task("predicting", total=blocks, unit="batch") as step:
             outputs = adapter.slot_outputs(data.features, data.row_ids, slots=size, step=step)
