@@ -138,6 +138,16 @@ class LabelSpec(Strict):
             return 1
         return [str(c) for c in self.classes].index(str(self.positive))
 
+    @property
+    def binary_positive_index(self) -> int | None:
+        """``positive_index`` for a binary label, None for multiclass: what AuditData.positive_index holds."""
+        return self.positive_index if len(self.classes) == 2 else None
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        """The classes as text, in model-output order: what AuditData.classes holds."""
+        return tuple(str(c) for c in self.classes)
+
 
 class NumericFeature(Strict):
     name: str

@@ -87,8 +87,8 @@ def _load_tabular(spec: TabularData, config: AuditConfig) -> AuditData:
     summary |= display_labels(spec.sensitive, features)
     return AuditData(
         labels=labels,
-        classes=tuple(str(c) for c in spec.label.classes),
-        positive_index=spec.label.positive_index if len(spec.label.classes) == 2 else None,
+        classes=spec.label.class_names,
+        positive_index=spec.label.binary_positive_index,
         sensitive=build_sensitive(frame, spec.sensitive, max_groups=config.checks.fairness.max_groups),
         features=tensor,
         columns=columns,
@@ -453,8 +453,8 @@ def _load_images(spec: ImageData, seed: int, max_groups: int) -> AuditData:
     labels = _image_labels(raw_labels, spec.label, where=f"labels in {Path(spec.path).name}")
     return AuditData(
         labels=labels,
-        classes=tuple(str(c) for c in spec.label.classes),
-        positive_index=spec.label.positive_index if len(spec.label.classes) == 2 else None,
+        classes=spec.label.class_names,
+        positive_index=spec.label.binary_positive_index,
         sensitive=build_sensitive(metadata, spec.sensitive, max_groups=max_groups),
         features=_tensor(images),
         frame=metadata,

@@ -152,7 +152,7 @@ def candidate_mask(config: "AuditConfig", row_ids: np.ndarray, labels: np.ndarra
     if local is not None and predictions.probabilities is not None:
         keep[worst_errors(row_ids, labels, predictions.decisions, predictions.probabilities, local.worst_errors)] = True
         if margin is None:
-            margin = margins(predictions.probabilities, positive_index=_positive_index(config), threshold=_threshold(config))
+            margin = margins(predictions.probabilities, positive_index=config.data.label.binary_positive_index, threshold=_threshold(config))
         keep[smallest(margin, row_ids, local.least_certain + local.worst_errors)] = True
     if local is not None:
         keep |= np.isin(row_ids, np.asarray(local.ids, dtype=np.int64))
@@ -196,10 +196,6 @@ def _enabled(config: "AuditConfig", name: str) -> bool:
 def _local_spec(config: "AuditConfig"):
     return config.checks.explanations.local if _enabled(config, "explanations") else None
 
-
-def _positive_index(config: "AuditConfig") -> int | None:
-    label = config.data.label
-    return label.positive_index if len(label.classes) == 2 else None
 
 
 def _threshold(config: "AuditConfig") -> float:

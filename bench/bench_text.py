@@ -156,8 +156,8 @@ def attack_sweep(ctx) -> list[str]:
 def main() -> None:
     torch.set_num_threads(torch.get_num_threads())
     ctx = build_context(load_config(ROOT / "examples" / "dreaddit_transformer.yaml"))
-    parts = sys.argv[1:] or ["prediction", "integrated_gradients", "attack_sweep"]
-    rows = [row for part in parts for row in globals()[part](ctx)]
+    parts = {"prediction": prediction, "integrated_gradients": integrated_gradients, "attack_sweep": attack_sweep}
+    rows = [row for name in sys.argv[1:] or parts for row in parts[name](ctx)]
     print("Text (demo Dreaddit transformer, 715 texts, 272k parameters); best of 3 except the attack rows\n")
     print("| what | ours | peer | ratio |\n|---|---|---|---|")
     print("\n".join(rows))

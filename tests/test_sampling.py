@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from audit import load_config, sampling
-from audit.config import Checks
+from audit.config import Checks, LabelSpec
 from audit.context import AuditData, Predictions
 from audit.data import load_data
 from audit.explain import plan
@@ -111,7 +111,7 @@ def _config(*, kind: str, classes: int, seed: int, rows: int, costly: int, local
         "token_attributions": {"rows": others[1], "costly_rows": costly, "examples": examples},
         "text_robustness": {"rows": others[2]},
     })
-    label = SimpleNamespace(classes=list(range(classes)), positive_index=1 if classes == 2 else None)
+    label = LabelSpec(column="y", classes=list(range(classes)))  # binary: the second class is positive
     return SimpleNamespace(seed=seed, checks=checks, data=SimpleNamespace(kind=kind, label=label),
                            model=SimpleNamespace(kind="torchscript", threshold=0.5))
 

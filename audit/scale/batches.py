@@ -95,8 +95,8 @@ def _common(config: AuditConfig, frame: pd.DataFrame, labels: np.ndarray, sensit
     label = config.data.label
     return AuditData(
         labels=labels,
-        classes=tuple(str(c) for c in label.classes),
-        positive_index=label.positive_index if len(label.classes) == 2 else None,
+        classes=label.class_names,
+        positive_index=label.binary_positive_index,
         sensitive=sensitive,
         frame=frame,
         **rest,

@@ -346,8 +346,8 @@ def context_from_summary(config: AuditConfig, merged: Summary, shards: list[Shar
     sensitive, labels, predictions = summaries.entries(merged, groups_of_keys)
     data = AuditData(
         labels=labels,
-        classes=tuple(str(c) for c in spec.label.classes),
-        positive_index=spec.label.positive_index if len(spec.label.classes) == 2 else None,
+        classes=spec.label.class_names,
+        positive_index=spec.label.binary_positive_index,
         sensitive=sensitive,
         features=None,
         summary={

@@ -51,8 +51,8 @@ def load_text_data(spec: TextData, config: AuditConfig) -> AuditData:
     }
     return AuditData(
         labels=labels,
-        classes=tuple(str(c) for c in spec.label.classes),
-        positive_index=spec.label.positive_index if len(spec.label.classes) == 2 else None,
+        classes=spec.label.class_names,
+        positive_index=spec.label.binary_positive_index,
         sensitive=sensitive,
         features=encoded.ids,
         frame=frame,
