@@ -276,7 +276,13 @@ def _validate(args: argparse.Namespace) -> int:
     preflight(config)
     html.check_templates(Path(config.report.templates) if config.report.templates else None)
     opened = ""
-    if args.data:
+    if args.data and config.engine.sharded:
+        from audit.scale.opened import open_shards
+
+        found = open_shards(config)  # batch by batch, as the sharded run reads them
+        threshold_rules.check_against_data(config.thresholds, found.groups)
+        opened = f"; data opened: {found.rows_used:,} rows in {found.shards:,} shards, threshold groups found"
+    elif args.data:
         from audit.data import load_data
 
         data = load_data(config)

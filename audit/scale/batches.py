@@ -51,12 +51,7 @@ class Scored:
 
 def score_batch(config: AuditConfig, batch: Batch, model: "ModelAdapter | None") -> Scored:
     """Filter, encode and predict one batch of any data kind."""
-    if config.data.kind == "image":
-        data, facts = _image_rows(config, batch)
-    elif config.data.kind == "text":
-        data, facts = _text_rows(config, _filtered(config, batch), model)
-    else:
-        data, facts = _tabular_rows(config, _filtered(config, batch)), {}
+    data, facts = batch_rows(config, batch, model)
     if model is None:
         predictions = predictions_from_columns(data, config.model, dict(config.data.label.map))
     elif data.n == 0:
@@ -66,6 +61,15 @@ def score_batch(config: AuditConfig, batch: Batch, model: "ModelAdapter | None")
         outputs = model.slot_outputs(data.features, data.row_ids, slots=size)
         predictions = predictions_from_outputs(outputs, data, config.model)
     return Scored(data, predictions, rows_read=len(batch.frame) if batch.images is None else len(batch.images), facts=facts)
+
+
+def batch_rows(config: AuditConfig, batch: Batch, model: "ModelAdapter | None" = None) -> tuple[AuditData, dict[str, int]]:
+    """One batch's rows filtered and encoded, not predicted (text: token ids only with a model)."""
+    if config.data.kind == "image":
+        return _image_rows(config, batch)
+    if config.data.kind == "text":
+        return _text_rows(config, _filtered(config, batch), model)
+    return _tabular_rows(config, _filtered(config, batch)), {}
 
 
 def _no_predictions(classes: int, binary: bool) -> Predictions:
@@ -138,7 +142,7 @@ def _text_rows(config: AuditConfig, batch: Batch, model) -> tuple[AuditData, dic
     data_layer.require_columns(frame, [spec.text_column, spec.label.column] + [s.column for s in spec.sensitive], spec.path)
     texts = checked_texts(frame[spec.text_column], spec.text_column)
     labels = data_layer.encode_labels(frame[spec.label.column], spec.label, where=f"column '{spec.label.column}'")
-    encoded = model.tokenizer.encode(texts) if texts else None
+    encoded = model.tokenizer.encode(texts) if texts and model is not None else None
     found = identity.mentions(texts, spec.identity)
     # every group gets its column here; a group no batch mentions is dropped after the merge
     mentions = pd.DataFrame({
