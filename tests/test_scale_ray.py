@@ -114,12 +114,12 @@ def test_the_driver_receives_one_merged_summary(shards):
 class DiesOnce(ray_engine._ShardSummarizer):
     """A summarizer whose first call anywhere kills its worker process (a marker file says who went first)."""
 
-    def __call__(self, batch):
+    def summarize(self, shard):
         marker = Path(self.config.data.path).parent / "worker-died"
         try:
             marker.touch(exist_ok=False)
         except FileExistsError:
-            return super().__call__(batch)
+            return super().summarize(shard)
         os._exit(1)
 
 

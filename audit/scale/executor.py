@@ -68,10 +68,14 @@ class RayExecutor:
     def map(self, tasks: Sequence[Task]) -> list[Any]:
         if not tasks:
             return []
+        import ray
         from ray.util import ActorPool
 
+        from audit.scale.ray_engine import worker_errors
+
         actors = self._pool(min(self.workers, len(tasks)))
-        return list(ActorPool(actors).map(lambda actor, task: actor.run.remote(task), list(tasks)))
+        with worker_errors(ray):  # a chunk's error as the local run raises it, not a worker's traceback
+            return list(ActorPool(actors).map(lambda actor, task: actor.run.remote(task), list(tasks)))
 
     def _pool(self, size: int) -> list:
         if self._actors is None:

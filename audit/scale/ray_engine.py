@@ -1,27 +1,36 @@
-"""The Ray driver: shards to a Ray Data actor pool, summaries back.
+"""The Ray driver: shards to a pool of Ray actors, summaries back.
 
 Each actor loads the model once, in its constructor (on its GPU when ``gpus_per_worker`` > 0:
 Ray gives the actor its devices and ``device: auto`` picks CUDA), and summarizes whole shards
 with the same reader and batch function as the local streaming engine; only the parts
 (distinct rows and their counts, and the candidate rows of the costly checks) leave the
 actors; they are merged pairwise in Ray tasks (a reduction tree, :mod:`audit.scale.tree`) and
-the driver receives one. Ray retries a task whose worker dies, and a retried shard gives
-the same part: rows are predicted slot by row id, so no output depends on which actor, or
-which batch, computed it.
+the driver receives one. Ray restarts an actor whose process dies and retries its shard, and a
+retried shard gives the same part: rows are predicted slot by row id, so no output depends on
+which actor, or which batch, computed it.
+
+The pool is plain Ray actors, not a Ray Data actor pool: Ray Data always passes its map
+function to an actor's constructor through the object store, which with restarts on makes Ray's
+core worker print an error line on the driver's stderr for every pool (ray-project/ray#53727),
+and its own logger prints progress and timing lines there too. Library code never prints.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import logging
 import pickle
-import warnings
-
-import numpy as np
+from collections.abc import Iterator
 
 from audit.config import AuditConfig
 from audit.errors import ConfigError
 from audit.scale import tree
 from audit.scale.engine import Part, Shard, load_batch_model, merge_parts, summarize_shard
+
+# a dead actor is restarted and its shard retried this often; a shard that kills every attempt
+# fails the run instead of retrying forever (the executor's actors allow the same)
+RESTARTS = 2
 
 
 def parts(config: AuditConfig, shards: list[Shard]) -> list[Part]:
@@ -31,29 +40,21 @@ def parts(config: AuditConfig, shards: list[Shard]) -> list[Part]:
     """
     ray = _ray()
     _connect(ray, config.engine.address)
-    import ray.data
-
     engine = config.engine
-    with warnings.catch_warnings():
-        # Ray 2.60's DataContext warns about its own deprecated defaults when it is created
-        warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"ray\.")
-        context = ray.data.DataContext.get_current()
-    context.enable_progress_bars = False  # library code never prints; the CLI owns the terminal
-    context.print_on_execution_start = False
-    items = [{"shard": pickle.dumps(shard)} for shard in shards]
-    dataset = ray.data.from_items(items, override_num_blocks=min(len(items), max(engine.workers * 4, 1)))
-    summarized = dataset.map_batches(
-        _ShardSummarizer,
-        fn_constructor_kwargs={"config": config},
-        batch_size=1,
-        compute=ray.data.ActorPoolStrategy(min_size=1, max_size=engine.workers),
-        num_cpus=_cpus_per_worker(ray, engine.workers),
-        num_gpus=engine.gpus_per_worker,
+    cpus = _cpus_per_worker(ray, engine.workers)
+    summarizer = ray.remote(_ShardSummarizer).options(
+        num_cpus=cpus, num_gpus=engine.gpus_per_worker, max_restarts=RESTARTS, max_task_retries=RESTARTS,
     )
-    # merged pairwise in tasks on the cluster (audit.scale.tree): the driver receives one part
-    merge = functools.partial(merge_parts, config)  # summaries, facts, candidate rows and feature tables
-    refs = summarized.to_numpy_refs(column="summary")
-    return [tree.merged_on_cluster(ray, refs, num_cpus=_cpus_per_worker(ray, engine.workers), merge=merge)]
+    actors = [summarizer.remote(config) for _ in range(min(engine.workers, len(shards)))]
+    try:
+        # shards dealt out in turn; the merge tasks start as soon as the parts they merge are ready
+        refs = [actors[k % len(actors)].summarize.remote(shard) for k, shard in enumerate(shards)]
+        merge = functools.partial(merge_parts, config)  # summaries, facts, candidate rows and feature tables
+        with worker_errors(ray):
+            return [tree.merged_on_cluster(ray, refs, num_cpus=cpus, merge=merge)]
+    finally:
+        for actor in actors:
+            ray.kill(actor)
 
 
 class _ShardSummarizer:
@@ -63,9 +64,27 @@ class _ShardSummarizer:
         self.config = config
         self.model = load_batch_model(config)
 
-    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        out = [pickle.dumps(summarize_shard(self.config, pickle.loads(item), self.model)) for item in batch["shard"]]
-        return {"summary": np.array(out, dtype=object)}
+    def summarize(self, shard: Shard) -> bytes:
+        """The shard's part, pickled (the reduction tree unpickles what it merges)."""
+        return pickle.dumps(summarize_shard(self.config, shard, self.model))
+
+
+@contextlib.contextmanager
+def worker_errors(ray) -> Iterator[None]:
+    """Raise the exception a worker raised as itself (a bad shard's DataError stays one line).
+
+    Ray wraps it in a RayTaskError whose text is the worker's whole traceback, once more for
+    every task that waited on the failed one (the merge tasks above a bad shard).
+    """
+    try:
+        yield
+    except ray.exceptions.RayTaskError as exc:
+        cause = exc
+        while isinstance(cause, ray.exceptions.RayTaskError) and cause.cause is not None:
+            cause = cause.cause
+        if isinstance(cause, ray.exceptions.RayTaskError):
+            raise
+        raise cause from exc
 
 
 def _ray():
@@ -82,11 +101,15 @@ def _connect(ray, address: str) -> None:
     """Join the running Ray session, the cluster at ``address``, or start a local one for 'auto'."""
     if ray.is_initialized():
         return
+    # Ray's driver logger prints on stderr from import on; only its errors may still print there
+    # (failures also raise, and the CLI prints them as one line). Workers' output stays in their
+    # log files (log_to_driver). The settings are ray.init's own, so a cluster's logs are untouched.
+    quiet = {"log_to_driver": False, "configure_logging": True, "logging_level": logging.ERROR}
     try:
         if address == "auto":
-            ray.init(include_dashboard=False, log_to_driver=False, configure_logging=False)
+            ray.init(include_dashboard=False, **quiet)
         else:
-            ray.init(address=address, log_to_driver=False, configure_logging=False)
+            ray.init(address=address, **quiet)
     except Exception as exc:  # Ray raises ConnectionError, RuntimeError, TimeoutError... for a bad address
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise ConfigError(
