@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import os
 import pickle
+import time
 from pathlib import Path
 
 import numpy as np
@@ -160,3 +161,23 @@ def test_unreachable_address_is_one_line(tmp_path, capsys):
         assert len(err) == 1 and "cannot reach the Ray cluster at ray://127.0.0.1:9" in err[0]
     finally:
         assert not ray.is_initialized()
+
+
+class _Paced:
+    """A stand-in summarizer: the slow one takes 0.5 s a shard, the fast one 0.01 s; says who did which."""
+
+    def __init__(self, name: str, seconds: float) -> None:
+        self.name, self.seconds = name, seconds
+
+    def summarize(self, shard):
+        time.sleep(self.seconds)
+        return self.name, shard
+
+
+def test_a_free_actor_takes_the_next_shard_and_every_shard_is_summarized_once():
+    paced = ray.remote(_Paced).options(num_cpus=0.5)
+    actors = [paced.remote("slow", 0.5), paced.remote("fast", 0.01)]
+    done = ray.get(ray_engine._summarized(ray, actors, list(range(20))))
+    assert sorted(shard for _, shard in done) == list(range(20))
+    by_slow = sum(name == "slow" for name, _ in done)
+    assert 1 <= by_slow <= 6, by_slow  # dealt in turn, the slow actor would get 10

@@ -9,10 +9,12 @@ the driver receives one. Ray restarts an actor whose process dies and retries it
 retried shard gives the same part: rows are predicted slot by row id, so no output depends on
 which actor, or which batch, computed it.
 
-The pool is plain Ray actors, not a Ray Data actor pool: Ray Data always passes its map
-function to an actor's constructor through the object store, which with restarts on makes Ray's
-core worker print an error line on the driver's stderr for every pool (ray-project/ray#53727),
-and its own logger prints progress and timing lines there too. Library code never prints.
+The pool is plain Ray actors, a free actor taking the next shard, not a Ray Data actor pool:
+Ray Data always passes its map function to an actor's constructor through the object store,
+which with restarts on makes Ray's core worker print an error line on the driver's stderr for
+every pool (ray-project/ray#53727), its own logger prints progress and timing lines there too
+(library code never prints), and it held each map task's outputs in the actor's heap, so the
+actor grew with the shards a task summarized (bench/RESULTS.md, bench_ray_memory).
 """
 
 from __future__ import annotations
@@ -47,14 +49,39 @@ def parts(config: AuditConfig, shards: list[Shard]) -> list[Part]:
     )
     actors = [summarizer.remote(config) for _ in range(min(engine.workers, len(shards)))]
     try:
-        # shards dealt out in turn; the merge tasks start as soon as the parts they merge are ready
-        refs = [actors[k % len(actors)].summarize.remote(shard) for k, shard in enumerate(shards)]
+        refs = _summarized(ray, actors, shards)
         merge = functools.partial(merge_parts, config)  # summaries, facts, candidate rows and feature tables
         with worker_errors(ray):
             return [tree.merged_on_cluster(ray, refs, num_cpus=cpus, merge=merge)]
     finally:
         for actor in actors:
             ray.kill(actor)
+
+
+def _summarized(ray, actors: list, shards: list[Shard], *, queued: int = 2) -> list:
+    """Refs to every shard's part; an actor that finishes a shard takes the next one.
+
+    Shards differ in size (CSV files, the last row group of a file) and actors in speed, so
+    shards go to whichever actor is free, ``queued`` at a time each so none waits for work. The
+    parts stay on the cluster (``fetch_local=False``); the refs of the last shards are returned
+    while they run, so the merge tasks start as soon as the parts they merge exist.
+    """
+    waiting = list(reversed(shards))
+    running: dict = {}
+    done: list = []
+
+    def give(actor) -> None:
+        if waiting:
+            running[actor.summarize.remote(waiting.pop())] = actor
+
+    for actor in actors:
+        for _ in range(queued):
+            give(actor)
+    while waiting:
+        ready, _ = ray.wait(list(running), num_returns=1, fetch_local=False)
+        done.append(ready[0])
+        give(running.pop(ready[0]))
+    return done + list(running)
 
 
 class _ShardSummarizer:
