@@ -19,7 +19,7 @@ from pathlib import Path
 
 from typing import TYPE_CHECKING
 
-from audit import __version__, terminal
+from audit import __version__, interrupt, terminal
 from audit.errors import AuditError, ConfigError
 
 if TYPE_CHECKING:
@@ -140,7 +140,10 @@ def _add_regulation_commands(commands) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return COMMANDS[args.command](args)
+        code = COMMANDS[args.command](args)
+        if interrupt.received():  # swallowed by a library on the way: still an interrupted run
+            raise KeyboardInterrupt
+        return code
     except AuditError as exc:
         print(str(exc), file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -159,6 +162,7 @@ def main(argv: list[str] | None = None) -> int:
 def entry() -> None:
     # user text (names, group values) reaches the terminal: escape control bytes on the way out
     sys.stdout, sys.stderr = terminal.escaping(sys.stdout), terminal.escaping(sys.stderr)
+    interrupt.install()
     sys.exit(main())
 
 
@@ -208,6 +212,8 @@ def audit_to_folder(spec: Path, out: Path, *, quiet: bool, pdf: bool = False,
     html.check_templates(Path(config.report.templates) if config.report.templates else None)
     chromium = report_pdf.find_chromium() if pdf or config.report.pdf else None
     result = run_audit(config, command=" ".join(shlex.quote(a) for a in ["rai-audit", *sys.argv[1:]]))
+    if interrupt.received():  # never publish the results of an interrupted run
+        raise KeyboardInterrupt
     files = write_report(result, folder, templates=config.report.templates, chromium=chromium, force=force,
                          paper=config.report.paper)
     _publish_step_summary(files["summary.md"])

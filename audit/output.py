@@ -3,12 +3,16 @@
 A reader (or a CI job) never sees a folder that mixes two runs: the new audit is written into
 ``.NAME.staging-*`` beside the output folder, the previous audit is renamed aside as a backup,
 the staged folder is renamed into place, and only then is the backup deleted. An interrupt or
-a full disk at any point leaves the previous audit (or nothing) and no temporary files.
+a full disk at any point leaves the previous audit (or nothing) and no temporary files. A kill
+that skips the clean-up (SIGKILL, power loss) leaves them; both names carry the writer's process
+id, and the next write to the same folder removes those of dead writers and puts back a previous
+audit that was renamed aside but never replaced.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import tempfile
 import uuid
@@ -74,13 +78,14 @@ def write_audit(out: Path, files: dict[str, str | bytes], *, force: bool = False
     backup: Path | None = None
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.staging-"))
+        _recover_killed_writes(out)
+        staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.staging-{os.getpid()}-"))
         for name, content in files.items():
             _write(staging / name, content)
         os.chmod(staging, 0o755)
         check_replaceable(out, force=force)
         if out.exists():
-            backup = out.parent / f".{out.name}.previous-{uuid.uuid4().hex[:8]}"
+            backup = out.parent / f".{out.name}.previous-{os.getpid()}-{uuid.uuid4().hex[:8]}"
             os.rename(out, backup)
         os.rename(staging, out)
         staging = None
@@ -89,6 +94,29 @@ def write_audit(out: Path, files: dict[str, str | bytes], *, force: bool = False
     finally:
         _clean_up(out, staging, backup)
     return out
+
+
+def _recover_killed_writes(out: Path) -> None:
+    """Remove what killed writers left beside ``out``; restore their backup if ``out`` is gone."""
+    pattern = re.compile(rf"\.{re.escape(out.name)}\.(staging|previous)-(\d+)-[^/]*")
+    for path in sorted(out.parent.iterdir()):
+        found = pattern.fullmatch(path.name)
+        if found is None or _alive(int(found.group(2))):
+            continue
+        if found.group(1) == "previous" and not out.exists():
+            os.rename(path, out)
+        else:
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
 
 
 def _clean_up(out: Path, staging: Path | None, backup: Path | None) -> None:
@@ -131,7 +159,7 @@ def _write(path: Path, content: str | bytes) -> None:
 
 
 def _check_name(out: Path) -> None:
-    # staging and backup names add ~25 characters to the folder's name
+    # staging and backup names add ~35 characters to the folder's name
     if len(out.name.encode()) > 200 or len(str(out.absolute()).encode()) > 3800:
         raise OutputError(f"output folder name is too long ({len(str(out)):,} characters)", hint="choose a shorter --out")
 

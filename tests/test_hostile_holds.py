@@ -165,6 +165,61 @@ def test_disk_full_or_interrupt_while_staging_leaves_no_temporary_files(tmp_path
     assert [p.name for p in tmp_path.iterdir()] == ["out"]
 
 
+KILLED_MID_SWAP = """
+import os, signal, sys
+from pathlib import Path
+from audit import output
+renames = []
+def rename(source, target):
+    renames.append(source)
+    if len(renames) == 2:  # the previous audit is aside, the new one not yet in place
+        os.kill(os.getpid(), signal.SIGKILL)
+    os.replace(source, target)
+output.os.rename = rename
+output.write_audit(Path(sys.argv[1]), {"result.json": "killed", "report.html": "killed"})
+"""
+
+
+def test_a_writer_killed_mid_swap_is_recovered_by_the_next_write(tmp_path):
+    # SIGKILL skips every clean-up: the previous audit is left renamed aside and the staging folder stays
+    out = tmp_path / "out"
+    _audit_files(out, "old")
+    env = os.environ | {"PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    killed = subprocess.run([sys.executable, "-c", KILLED_MID_SWAP, str(out)], env=env, timeout=60)
+    assert killed.returncode == -signal.SIGKILL
+    left = sorted(p.name.split("-")[0] for p in tmp_path.iterdir())
+    assert left == [".out.previous", ".out.staging"]  # what the kill left: no "out"
+    output.prepare_output_dir(out)
+    assert not out.exists()
+    output.write_audit(out, {"result.json": "new"})
+    assert _contents(out) == {"result.json": "new"}
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]
+
+
+def test_a_live_writers_folders_are_left_alone(tmp_path):
+    out = tmp_path / "out"
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        busy = tmp_path / f".out.staging-{sleeper.pid}-abc"
+        busy.mkdir()
+        output.write_audit(out, {"result.json": "new"})
+        assert busy.exists() and _contents(out) == {"result.json": "new"}
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+
+
+def test_a_killed_writers_previous_audit_comes_back_when_the_folder_is_gone(tmp_path):
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    pid = int(dead.stdout)
+    out = tmp_path / "out"
+    _audit_files(tmp_path / f".out.previous-{pid}-0a1b2c3d", "old")
+    before = _contents(tmp_path / f".out.previous-{pid}-0a1b2c3d")
+    output._recover_killed_writes(out)
+    assert _contents(out) == before
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]
+
+
 def test_a_folder_of_other_files_needs_force(tmp_path):
     out = tmp_path / "mine"
     out.mkdir()
@@ -273,6 +328,48 @@ def test_ctrl_c_while_starting_is_one_line(project, tmp_path):
     assert "Traceback" not in stderr, stderr
     assert process.returncode in (130, -signal.SIGINT), (process.returncode, stderr)
     assert stderr.strip() in ("", "interrupted")
+    assert not (tmp_path / "out").exists()
+
+
+SWALLOWED_INTERRUPT = """
+import os, signal, sys, time, weakref
+if sys.argv[1] == "installed":
+    from audit import interrupt
+    interrupt.install()
+class Held: pass
+held = Held()
+def dropped(ref):  # a weakref callback, as importlib runs each time it drops a module lock
+    os.kill(os.getpid(), signal.SIGINT)  # Python raises it here, where it can only be ignored
+    sum(range(1000))
+ref = weakref.ref(held, dropped)
+try:
+    del held
+    for _ in range(50):
+        time.sleep(0.1)
+    print("finished")
+except KeyboardInterrupt:
+    print("interrupted")
+"""
+
+
+@pytest.mark.parametrize("hook", ["default", "installed"])
+def test_ctrl_c_inside_a_weakref_callback_still_stops(hook, tmp_path):
+    # the flake seen in CI: SIGINT during torch's import landed in importlib's lock callback, the
+    # KeyboardInterrupt was ignored and the run went on to write its report and exit 0
+    env = os.environ | {"PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    done = subprocess.run([sys.executable, "-c", SWALLOWED_INTERRUPT, hook], env=env, capture_output=True,
+                          text=True, timeout=60)
+    expected = "interrupted" if hook == "installed" else "finished"  # "default" shows the problem exists
+    assert done.stdout.strip() == expected, (done.stdout, done.stderr)
+
+
+def test_an_interrupt_swallowed_by_a_library_publishes_nothing(project, tmp_path, monkeypatch, capsys):
+    from audit import interrupt
+
+    monkeypatch.setattr(interrupt, "_received", True)  # Ctrl-C was pressed; no exception reached us
+    code = main(["run", str(project.spec(checks=FAST_CHECKS)), "--out", str(tmp_path / "out"), "--quiet"])
+    assert code == 130
+    assert capsys.readouterr().err.strip() == "interrupted"
     assert not (tmp_path / "out").exists()
 
 
