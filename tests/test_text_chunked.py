@@ -19,19 +19,13 @@ from audit import load_config, sampling
 from audit.runner import build_context
 from audit.scale.executor import LocalExecutor
 from audit.text import attacks, attributions, checks, chunked
-from tests.text_fixtures import make_project, write_spec
+from tests.test_text import project  # noqa: F401  (the tiny text project, once per module)
+from tests.text_fixtures import write_spec
 
 DEFAULT_CHUNK = 1024
 # the tiny model scores every text about 0.50252: a threshold among its scores splits the
 # decisions, so the attacks flip some texts
 THRESHOLD = 0.5025154
-
-
-@pytest.fixture(scope="module")
-def project(tmp_path_factory):
-    root = tmp_path_factory.mktemp("text_chunked")
-    make_project(root)
-    return root
 
 
 @pytest.fixture(scope="module")

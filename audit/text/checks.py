@@ -4,7 +4,7 @@
 generalized power means and the Jigsaw final score, with bootstrap intervals.
 ``counterfactual``: identity-term swaps (:mod:`audit.text.counterfactual`).
 ``token_attributions`` and ``text_robustness``: :mod:`audit.text.attributions`,
-:mod:`audit.text.attacks`.
+:mod:`audit.text.attacks`, run in chunks through the executor (:mod:`audit.text.chunked`).
 """
 
 from __future__ import annotations
@@ -442,7 +442,7 @@ def _highlights(ctx, executor, method: str, texts: list[str], section) -> list[M
     words = _explained(ctx, executor, method, [texts[r] for r, _ in chosen], [r for r, _ in chosen]).words
     for (row, reason), found in zip(chosen, words):
         out.append(_highlight(ctx, method, row, reason, found))
-    # the originals and their rewritten texts in one batch, both explained toward the original's class
+    # the originals and their rewritten texts in one call (one chunk by default), toward the original's class
     swapped_rows = [r for r, _ in swapped]
     words = _explained(ctx, executor, method, [texts[r] for r in swapped_rows] + [new for _, (new, _, _) in swapped],
                        swapped_rows * 2).words
