@@ -7,13 +7,18 @@ returns per-row results that join in chunk order, which is row order.
 Attributions: each chunk is one batch cut to its own longest text, so results travel per row
 (word values, completeness terms), not as padded arrays. A chunk is seeded from the audit seed
 and its first row id (:func:`audit.sampling.chunk_seed`): LIME draws its samples from one
-generator per call. LayerIntegratedGradients, LayerGradientXActivation and Partition use no
-seed; with the default chunk (one chunk for the audited rows) they give the values of one
-call, and with smaller chunks the same up to float32 rounding (other batch shapes).
+generator per call, so its values depend on the chunk size (never on the worker).
+LayerIntegratedGradients and LayerGradientXActivation use no seed: with the default chunk (one
+chunk for the audited rows) they give the values of one call, with smaller chunks the same up
+to float32 rounding (other batch shapes). Partition explains one text per call: any chunking
+gives its values bit for bit.
 
-Attacks: each text's search is seeded by its row id, so a text's outcome does not depend on
-its chunk; a chunk scores its searches' queries in lockstep batches. The few adversarial texts
-a chunk could show are scored again there, one text per call, as the driver scored them.
+Attacks: each text's search is seeded by its row id, so none of its draws depends on its chunk
+(the outcomes are tested equal across chunk sizes); a chunk scores its searches' queries in
+lockstep batches. The few adversarial texts
+a chunk could show are scored again there, one text per call, as the check scored them before
+it ran in chunks. So the driver runs the model for neither check (the highlights only read
+the counterfactual swaps' scores, which :func:`audit.text.checks.swap_outcomes` computes once).
 """
 
 from __future__ import annotations
