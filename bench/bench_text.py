@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT))
 
 from audit.config import load_config  # noqa: E402
 from audit.runner import build_context  # noqa: E402
-from audit.text import attacks, attributions, checks  # noqa: E402
+from audit.text import attacks, attributions, checks, chunked  # noqa: E402
 
 RUNS = 3
 TEXTS_IG = 16
@@ -119,7 +119,8 @@ def attack_sweep(ctx) -> list[str]:
     section = ctx.config.checks.text_robustness
     texts = ctx.data.frame["text"].tolist()
     correct = np.flatnonzero(ctx.predictions.decisions == ctx.data.labels)[:ATTACKED]
-    protected = checks._protected_terms(ctx, section)
+    protected = chunked.protection(checks._protected_terms(ctx, section))
+    positive = ctx.data.labels == ctx.data.positive_index
     readable = dict(zip(correct, checks._readable_words(ctx, [texts[r] for r in correct])))
     budgets = sorted(section.budgets)
     counted = {"queries": 0}
@@ -129,9 +130,11 @@ def attack_sweep(ctx) -> list[str]:
         return checks.positive_scores(ctx, batch)[0]
 
     def run(budget):
-        searches = {r: checks._search(ctx, texts[r], int(r), attacks.char_candidates, protected, readable[r], budget)
+        searches = {r: chunked.search(texts[r], row_id=int(ctx.data.row_ids[r]), is_positive=bool(positive[r]),
+                                      readable=readable[r], candidates=attacks.char_candidates, protected=protected,
+                                      budget=budget, threshold=ctx.config.model.threshold, seed=ctx.seed)
                     for r in correct}
-        return attacks.run_searches(searches, lambda r, s: checks._true_probability(ctx, int(r), s), score)
+        return attacks.run_searches(searches, lambda r, s: chunked.true_probability(bool(positive[r]), s), score)
 
     counted["queries"] = 0
     start = time.perf_counter()

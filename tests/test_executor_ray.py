@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import os
 
@@ -11,6 +12,7 @@ from audit import load_config
 from audit.checks import explanations, robustness
 from audit.runner import build_context
 from audit.scale.executor import RayExecutor, executor_for
+from audit.text import checks as text_checks
 from tests.test_executor import explain_context, with_chunks
 from tests.test_robustness import tabular_spec
 from tests.test_scale_ray import ray_session  # noqa: F401  (the module's Ray session: small object store, temp spilling)
@@ -81,3 +83,44 @@ def test_a_chunk_whose_actor_dies_is_retried_and_the_results_keep_their_order(ex
     with executor_for(on_ray(ctx, 2).config, ctx.model) as executor:
         found = executor.map([DiesOnce(str(marker), v) for v in range(5)])
     assert marker.exists() and found == [0, 10, 20, 30, 40]
+
+
+# ---------------------------------------------------------------- text
+
+
+@pytest.fixture(scope="module")
+def text_checked(tmp_path_factory):
+    """The tiny text project in chunks of 3 texts: its token attributions and attacks, run locally."""
+    from tests.test_text_chunked import THRESHOLD
+    from tests.text_fixtures import make_project, write_spec
+
+    root = tmp_path_factory.mktemp("text")
+    make_project(root)
+    spec = write_spec(root, "ray.yaml", model__threshold=THRESHOLD,
+                      checks__token_attributions={"rows": 8, "steps": 8, "examples": 1},
+                      checks__text_robustness={"rows": 10, "budgets": [0.1, 0.3]})
+    ctx = with_chunks(build_context(load_config(spec)), 3)
+    local = numbers(text_checks.run_token_attributions(ctx) + text_checks.run_text_robustness(ctx))
+    return ctx, local
+
+
+def _forbidden(*_, **__):
+    raise AssertionError("the driver's model ran; a Ray run explains and attacks on the actors")
+
+
+def test_text_attributions_and_attacks_run_on_the_actors_and_equal_the_local_run(text_checked):
+    """Two actors share the chunks (1 and 2 workers on the demo spec: tests/test_scale_ray_models.py)."""
+    ctx, local = text_checked
+    assert any(m[0] == "adversarial_text" for m in local) and any(m[0] == "highlighted_text" for m in local)
+    with pytest.raises(Exception, match="the driver's model ran"):  # the guard works: locally the model runs here
+        text_checks.run_text_robustness(dataclasses.replace(ctx, model=_guarded(ctx.model)))
+    # the driver keeps its tokenizer (readable words) but cannot run its model
+    on_actors = dataclasses.replace(on_ray(ctx, 2), model=_guarded(ctx.model))
+    found = text_checks.run_token_attributions(on_actors) + text_checks.run_text_robustness(on_actors)
+    assert numbers(found) == local
+
+
+def _guarded(model):
+    guarded = copy.copy(model)
+    guarded.call = guarded.forward = _forbidden
+    return guarded

@@ -4,7 +4,7 @@
 generalized power means and the Jigsaw final score, with bootstrap intervals.
 ``counterfactual``: identity-term swaps (:mod:`audit.text.counterfactual`).
 ``token_attributions`` and ``text_robustness``: :mod:`audit.text.attributions`,
-:mod:`audit.text.attacks`.
+:mod:`audit.text.attacks`, run in chunks through the executor (:mod:`audit.text.chunked`).
 """
 
 from __future__ import annotations
@@ -282,6 +282,7 @@ def prepare_token_attributions(ctx: AuditContext) -> None:
 
 def run_token_attributions(ctx: AuditContext) -> list[Measurement]:
     from audit.explain import registry
+    from audit.scale.executor import executor_for
     from audit.text import attributions as attr
 
     ctx = ctx.row_view()  # a sharded run explains its candidate texts (audit.scale.rows)
@@ -292,39 +293,33 @@ def run_token_attributions(ctx: AuditContext) -> list[Measurement]:
     # the rows with the smallest seeded hashes of their row ids (nested: the costly methods' are among them)
     sample = sampling.sorted_sample(row_ids, ctx.seed, "text_explanations", section.rows)
     costly = sampling.sorted_sample(row_ids, ctx.seed, "text_explanations", min(section.costly_rows, section.rows))
-    targets = _explained_class(ctx)
-    found, batches = {}, {}
     methods = section.methods or attr.defaults(ctx.model)
-    for name in methods:
-        rows = costly if registry.get(name).costly else sample
-        batches[name] = attr.text_batch(ctx.model, [texts[r] for r in rows], rows, targets[rows])
-        found[name] = attr.explain(ctx.model, name, batches[name], steps=section.steps, seed=ctx.seed)
-    primary = methods[0]
-    words = {name: [attr.word_values(found[name], batches[name], i) for i in range(len(batches[name].rows))]
-             for name in found}
-    out = [Measurement("token_attributions", "texts_explained", float(len(batches[n].rows)), n=len(batches[n].rows),
-                       params={"method": n}) for n in found]
-    out += _token_importance(ctx, primary, words[primary], rng)
-    out += _identity_share(ctx, primary, batches[primary].rows, words[primary], rng)
-    out += [_completeness(name, a) for name, a in found.items() if a.additive]
-    out += [_agreement(primary, name, words[primary], words[name]) for name in found if name != primary]
-    out += _highlights(ctx, primary, texts, targets, section)
-    out += _group_importance(ctx, primary, batches[primary].rows, words[primary], rng)
+    with executor_for(ctx.config, ctx.model) as executor:  # the model runs in the executor, never here
+        found = {}
+        for name in methods:
+            rows = costly if registry.get(name).costly else sample
+            found[name] = _explained(ctx, executor, name, [texts[r] for r in rows], rows)
+        primary = methods[0]
+        highlights = _highlights(ctx, executor, primary, texts, section)
+    out = [Measurement("token_attributions", "texts_explained", float(e.n), n=e.n, params={"method": n})
+           for n, e in found.items()]
+    out += _token_importance(ctx, primary, found[primary].words, rng)
+    out += _identity_share(ctx, primary, found[primary].rows, found[primary].words, rng)
+    out += [_completeness(name, e) for name, e in found.items() if e.additive]
+    out += [_agreement(found[primary], e) for name, e in found.items() if name != primary]
+    out += highlights
+    out += _group_importance(ctx, primary, found[primary].rows, found[primary].words, rng)
     return out
 
 
-def _explained_class(ctx: AuditContext) -> np.ndarray:
-    """The predicted class, as an output column (column 0 for a model with one output)."""
-    probe = ctx.model.tokenizer.encode(texts_of(ctx)[:1]).ids
-    with torch_no_grad():
-        width = ctx.model.call(probe, (probe != ctx.model.pad_id).long()).reshape(1, -1).shape[1]
-    return ctx.predictions.decisions if width > 1 else np.zeros(ctx.data.n, dtype=np.int64)
+def _explained(ctx: AuditContext, executor, method: str, texts: list[str], rows):
+    """``method``'s word attributions of ``texts`` (of the audited ``rows``), toward each row's predicted class."""
+    from audit.text.chunked import explain_in_chunks
 
-
-def torch_no_grad():
-    import torch
-
-    return torch.no_grad()
+    section = ctx.config.checks.token_attributions
+    return explain_in_chunks(executor, method, texts, rows, decisions=ctx.predictions.decisions,
+                             row_ids=sampling.ids_of(ctx.data), steps=section.steps, seed=ctx.seed,
+                             size=ctx.config.engine.chunk_rows)
 
 
 def _shares(words) -> list[tuple[list[str], np.ndarray]]:
@@ -399,26 +394,30 @@ def _identity_share(ctx, method: str, rows: np.ndarray, words, rng) -> list[Meas
     return out
 
 
-def _completeness(name: str, attribution) -> Measurement:
-    gaps = np.abs(attribution.completeness_gaps())
-    scale = np.abs(attribution.outputs - attribution.base_values)
-    return Measurement("token_attributions", "completeness_gap", float(gaps.sum() / max(scale.sum(), 1e-12)),
-                       n=attribution.n, params={"method": name},
+def _completeness(name: str, explained) -> Measurement:
+    gaps = np.abs(explained.gaps)
+    return Measurement("token_attributions", "completeness_gap", float(gaps.sum() / max(explained.scales.sum(), 1e-12)),
+                       n=explained.n, params={"method": name},
                        note="sum of absolute gaps over sum of |f(x) - f(baseline)|")
 
 
-def _agreement(first: str, second: str, a_words, b_words) -> Measurement:
-    """Mean Spearman correlation of the two methods' word attributions over the texts both explain."""
+def _agreement(first, second) -> Measurement:
+    """Mean Spearman correlation of two methods' word attributions over the texts both explain.
+
+    Texts are paired by row: a costly method explains fewer rows than the primary one.
+    """
     from scipy.stats import spearmanr
 
+    words = dict(zip(first.rows.tolist(), first.words))
     values = []
-    for a, b in zip(a_words, b_words):
-        if len(a) > 2:
+    for row, b in zip(second.rows.tolist(), second.words):
+        a = words.get(row)
+        if a is not None and len(a) > 2:
             rho = spearmanr([w.value for w in a], [w.value for w in b]).statistic
             if np.isfinite(rho):
                 values.append(rho)
     return Measurement("token_attributions", "method_agreement", float(np.mean(values)) if values else None,
-                       n=len(values), params={"methods": f"{first}|{second}"},
+                       n=len(values), params={"methods": f"{first.method}|{second.method}"},
                        status=None if values else "undefined", reason=None if values else Reason.NO_ROWS)
 
 
@@ -429,7 +428,7 @@ def text_worst_errors(ctx, count: int) -> np.ndarray:
     return wrong[sampling.smallest(-confidence_in_error, sampling.ids_of(ctx.data)[wrong], count)]
 
 
-def _highlights(ctx, method: str, texts: list[str], targets: np.ndarray, section) -> list[Measurement]:
+def _highlights(ctx, executor, method: str, texts: list[str], section) -> list[Measurement]:
     """Word attributions of the worst errors, the least certain texts and the largest counterfactual changes.
 
     A counterfactual highlight also carries the rewritten text's word attributions (toward the
@@ -440,30 +439,18 @@ def _highlights(ctx, method: str, texts: list[str], targets: np.ndarray, section
     chosen = _chosen_rows(ctx, section.examples)
     swapped = _largest_swaps(ctx, section.examples, {r for r, _ in chosen})
     out = []
-    words = _word_lists(ctx, method, [texts[r] for r, _ in chosen], [r for r, _ in chosen], targets, section)
+    words = _explained(ctx, executor, method, [texts[r] for r, _ in chosen], [r for r, _ in chosen]).words
     for (row, reason), found in zip(chosen, words):
         out.append(_highlight(ctx, method, row, reason, found))
-    # the originals and their rewritten texts in one batch, both explained toward the original's class
+    # the originals and their rewritten texts in one call (one chunk by default), toward the original's class
     swapped_rows = [r for r, _ in swapped]
-    words = _word_lists(ctx, method, [texts[r] for r in swapped_rows] + [new for _, (new, _, _) in swapped],
-                        swapped_rows * 2, targets, section)
+    words = _explained(ctx, executor, method, [texts[r] for r in swapped_rows] + [new for _, (new, _, _) in swapped],
+                       swapped_rows * 2).words
     for k, (row, (new, direction, change)) in enumerate(swapped):
         out.append(_highlight(ctx, method, row, "largest counterfactual change", words[k], {
             "direction": direction, "counterfactual": new[:EXAMPLE_CHARS], "counterfactual_change": change,
             "counterfactual_words": _rounded(words[len(swapped) + k])}))
     return out
-
-
-def _word_lists(ctx, method: str, texts: list[str], rows: list[int], targets: np.ndarray, section) -> list[list]:
-    """Each text's word attributions by ``method``, toward the explained class of its row."""
-    from audit.text import attributions as attr
-
-    if not texts:
-        return []
-    rows = np.array(rows, dtype=np.int64)
-    batch = attr.text_batch(ctx.model, texts, rows, targets[rows])
-    found = attr.explain(ctx.model, method, batch, steps=section.steps, seed=ctx.seed)
-    return [attr.word_values(found, batch, i) for i in range(len(texts))]
 
 
 def _highlight(ctx, method: str, row: int, reason: str, words, extra: dict | None = None) -> Measurement:
@@ -509,7 +496,8 @@ TEXT_ROBUSTNESS_METRICS = (
 
 
 def run_text_robustness(ctx: AuditContext) -> list[Measurement]:
-    from audit.text import attacks
+    from audit.scale.executor import executor_for
+    from audit.text.chunked import attack_in_chunks
 
     ctx = ctx.row_view()  # a sharded run attacks its candidate texts (audit.scale.rows)
     binary_scores(ctx, "text_robustness")
@@ -517,21 +505,29 @@ def run_text_robustness(ctx: AuditContext) -> list[Measurement]:
     texts = texts_of(ctx)
     rows = sampling.sorted_sample(sampling.ids_of(ctx.data), ctx.seed, "text_robustness", section.rows)
     correct = ctx.predictions.decisions[rows] == ctx.data.labels[rows]
-    protected = _protected_terms(ctx, section)
-    readable = _readable_words(ctx, [texts[r] for r in rows])
+    attacked = [texts[r] for r in rows]
+    readable = _readable_words(ctx, attacked)
     out = [Measurement("text_robustness", "texts_attacked", float(len(rows)), n=len(rows))]
-    for name in section.attacks:
-        if name == "word" and not section.word_vectors and ctx.model.embeddings is None:
-            out += _word_attack_skipped(ctx, section)
-            continue
-        candidates = _candidates(ctx, name, section)
-        searches = {k: _search(ctx, texts[row], int(row), candidates, protected, readable[k], max(section.budgets))
-                    for k, row in enumerate(rows) if correct[k]}
-        outcomes = attacks.run_searches(searches, lambda k, scores: _true_probability(ctx, int(rows[k]), scores),
-                                        lambda batch: positive_scores(ctx, batch)[0])
-        out += _attack_measurements(ctx, name, section, rows, correct, outcomes)
-        out += _adversarial_examples(ctx, name, section, rows, outcomes, texts)
+    with executor_for(ctx.config, ctx.model) as executor:  # the model runs in the executor, never here
+        for name in section.attacks:
+            if name == "word" and not section.word_vectors and ctx.model.embeddings is None:
+                out += _word_attack_skipped(ctx, section)
+                continue
+            found = attack_in_chunks(executor, attacked, correct, row_ids=sampling.ids_of(ctx.data)[rows],
+                                     is_positive=ctx.data.labels[rows] == ctx.data.positive_index, readable=readable,
+                                     settings=_attack_settings(ctx, name, section), size=ctx.config.engine.chunk_rows)
+            out += _attack_measurements(ctx, name, section, rows, correct, found.outcomes)
+            out += _adversarial_examples(ctx, name, section, rows, found, texts)
     return out
+
+
+def _attack_settings(ctx, name: str, section):
+    from audit.text.chunked import AttackSettings
+
+    return AttackSettings(attack=name, budget=max(section.budgets), protected=_protected_terms(ctx, section),
+                          neighbours=section.neighbours, word_vectors=section.word_vectors, seed=ctx.seed,
+                          examples=section.examples, classes=ctx.data.classes, positive_index=ctx.data.positive_index,
+                          model_spec=ctx.config.model)
 
 
 NO_EMBEDDINGS = ("the word attack needs the model's token embedding matrix for its nearest neighbours, which "
@@ -547,14 +543,11 @@ def _word_attack_skipped(ctx, section) -> list[Measurement]:
                         status="undefined", reason=Reason.NO_EMBEDDINGS, note=note) for budget in sorted(section.budgets)]
 
 
-def _protected_terms(ctx, section):
-    from audit.text.identity import term_pattern
-
-    terms = [t for group in ctx.config.data.identity.values() for t in group]
-    if section.change_identity_terms or not terms:
-        return lambda word: False
-    pattern = term_pattern(terms)
-    return lambda word: pattern.fullmatch(word) is not None
+def _protected_terms(ctx, section) -> tuple[str, ...]:
+    """The identity terms the attacks leave alone (none when the spec lets them change)."""
+    if section.change_identity_terms:
+        return ()
+    return tuple(t for group in ctx.config.data.identity.values() for t in group)
 
 
 def _readable_words(ctx, texts: list[str]) -> list[int]:
@@ -573,41 +566,6 @@ def _readable_words(ctx, texts: list[str]) -> list[int]:
             position += len(piece)
         out.append(count)
     return out
-
-
-def _candidates(ctx, name: str, section):
-    from audit.text import attacks
-
-    if name == "char":
-        return attacks.char_candidates
-    if section.word_vectors:
-        neighbours = attacks.file_neighbours(section.word_vectors, section.neighbours)
-    elif ctx.model.embeddings is not None:
-        neighbours = attacks.model_neighbours(ctx.model, section.neighbours)
-    else:
-        raise CheckError("the word attack needs the model's token embeddings or a word-vector file",
-                         hint="set checks.text_robustness.word_vectors, or attack with char only")
-    return lambda word, rng: neighbours(word)
-
-
-def _true_probability(ctx, row: int, scores: np.ndarray) -> np.ndarray:
-    return scores if ctx.data.labels[row] == ctx.data.positive_index else 1.0 - scores
-
-
-def _search(ctx, text: str, row: int, candidates, protected, readable: int, budget: float):
-    from audit.text import attacks
-
-    is_positive = ctx.data.labels[row] == ctx.data.positive_index
-    threshold = ctx.config.model.threshold
-
-    def flipped(p: float) -> bool:
-        return p < threshold if is_positive else p <= 1.0 - threshold
-
-    words = sum(piece[0].isalpha() for piece in attacks.pieces(text))
-    # seeded by the row id, not the position: a sharded run searches each text as the local run does
-    row_id = int(sampling.ids_of(ctx.data)[row])
-    return attacks.search(text, flipped, limit=attacks.word_limit(budget, words), candidates=candidates,
-                          protected=protected, readable_words=readable, seed=ctx.seed + row_id)
 
 
 def _attack_measurements(ctx, name, section, rows, correct, outcomes) -> list[Measurement]:
@@ -643,14 +601,15 @@ def _rate(ctx, metric: str, values: np.ndarray, params: dict, rng, group=None) -
     return Measurement("text_robustness", metric, value, group=group, ci=ci, n=int(values.size), params=params)
 
 
-def _adversarial_examples(ctx, name, section, rows, outcomes, texts) -> list[Measurement]:
-    won = sorted((len(o.change_queries), k) for k, o in outcomes.items() if o.flipped)
+def _adversarial_examples(ctx, name, section, rows, found, texts) -> list[Measurement]:
+    """The successful attacks that changed fewest words; their scores come from the executor."""
+    from audit.text.chunked import fewest_changes
+
     out = []
-    for changed, k in won[: section.examples]:
+    for changed, k in fewest_changes(found.outcomes, section.examples):
         row = int(rows[k])
-        adversarial = outcomes[k].adversarial
-        scores, _ = positive_scores(ctx, [adversarial])
-        out.append(Measurement("text_robustness", "adversarial_text", float(scores[0]), n=1, params={
+        adversarial = found.outcomes[k].adversarial
+        out.append(Measurement("text_robustness", "adversarial_text", found.example_scores[k], n=1, params={
             "attack": name, "row": int(sampling.ids_of(ctx.data)[row]), "words_changed": changed, "text": texts[row][:EXAMPLE_CHARS],
             "adversarial": adversarial[:EXAMPLE_CHARS], "score": float(ctx.predictions.scores[row]),
         }))
