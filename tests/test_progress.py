@@ -26,6 +26,16 @@ def test_progress_flag_draws_the_steps_and_a_time_line(spec, tmp_path, capsys):
     assert " fairness " in time_line and time_line.endswith(" s")
 
 
+def test_a_sharded_run_times_its_reading_of_the_shards(project, tmp_path, capsys):
+    # the time line read "loading data 0.0 s" nowhere and nothing for the shards a streamed run spent its time on
+    spec = project.spec(engine={"batch_rows": 100},
+                        checks={"explanations": {"enabled": False}, "robustness": {"enabled": False}})
+    assert main(["run", str(spec), "--out", str(tmp_path / "out"), "--progress"]) == 0
+    time_line = capsys.readouterr().err.strip().splitlines()[-1]
+    steps = [part.rsplit(" ", 2)[0] for part in time_line.removeprefix("time: ").split(", ")]
+    assert steps.index("loading model") + 1 == steps.index("reading shards") and "fairness" in steps
+
+
 def test_nothing_on_stderr_when_it_is_not_a_terminal(spec, tmp_path, capsys):
     assert main(["run", str(spec), "--out", str(tmp_path / "out")]) == 0
     assert capsys.readouterr().err == ""

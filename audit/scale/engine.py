@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from audit import data as data_layer
-from audit import feature_values
+from audit import feature_values, progress
 from audit.config import AuditConfig, TabularData, is_glob
 from audit.context import AuditContext, AuditData
 from audit.errors import DataError
@@ -74,14 +74,20 @@ class Part:
 def build_context(config: AuditConfig) -> AuditContext:
     """The context of a sharded run (``engine.kind: ray`` or local streaming)."""
     shards = list_shards(config.data)
-    model = load_batch_model(config)  # here too: the costly checks and the model's description read it
-    if config.engine.kind == "ray":
-        from audit.scale import ray_engine  # Ray is an optional extra: imported only when asked for
+    model = None
+    if config.model.kind != "predictions":
+        with progress.task("loading model"):
+            model = load_batch_model(config)  # here too: the costly checks and the model's description read it
+    # reading, predicting and summarizing: the sharded run's "loading data" and "predicting" in one step
+    # (no bar: Ray's pool reports no shard as it ends, so a count would move only locally)
+    with progress.task("reading shards"):
+        if config.engine.kind == "ray":
+            from audit.scale import ray_engine  # Ray is an optional extra: imported only when asked for
 
-        parts = ray_engine.parts(config, shards)
-    else:
-        parts = (summarize_shard(config, shard, model) for shard in shards)  # merged as they come
-    total = merge_parts(config, parts)
+            parts = ray_engine.parts(config, shards)
+        else:
+            parts = (summarize_shard(config, shard, model) for shard in shards)  # merged as they come
+        total = merge_parts(config, parts)
     ctx = context_from_summary(config, total.summary, shards)
     if model is None:
         return ctx
