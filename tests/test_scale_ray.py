@@ -84,6 +84,14 @@ def test_the_tree_merge_on_the_cluster_equals_the_driver_merge(blocks):
     _assert_same_summary(tree.merged_on_cluster(ray, refs, num_cpus=0.5), expected)
 
 
+def test_blocks_that_arrive_while_merging_are_merged_too():
+    # the engine hands the tree its first shards and, as each is ready, the actor's next one
+    refs, expected = _blocks_of_summaries(7)
+    later = iter(refs[2:])
+    follow = lambda ref: next(later, None)  # noqa: E731
+    _assert_same_summary(tree.merged_on_cluster(ray, refs[:2], num_cpus=0.5, follow=follow), expected)
+
+
 def _merge_dying_once(marker: str, parts):
     """A merge whose first call anywhere kills its worker process."""
     try:
@@ -177,7 +185,15 @@ class _Paced:
 def test_a_free_actor_takes_the_next_shard_and_every_shard_is_summarized_once():
     paced = ray.remote(_Paced).options(num_cpus=0.5)
     actors = [paced.remote("slow", 0.5), paced.remote("fast", 0.01)]
-    done = ray.get(ray_engine._summarized(ray, actors, list(range(20))))
+    first, follow = ray_engine._dealt(actors, list(range(20)))
+    waiting, done = list(first), []
+    while waiting:  # as the merge tree consumes them: each ready part may bring the next shard
+        (ref,), _ = ray.wait(waiting, num_returns=1)
+        waiting.remove(ref)
+        done.append(ray.get(ref))
+        more = follow(ref)
+        if more is not None:
+            waiting.append(more)
     assert sorted(shard for _, shard in done) == list(range(20))
     by_slow = sum(name == "slow" for name, _ in done)
     assert 1 <= by_slow <= 6, by_slow  # dealt in turn, the slow actor would get 10

@@ -23,7 +23,7 @@ import contextlib
 import functools
 import logging
 import pickle
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from audit.config import AuditConfig
 from audit.errors import ConfigError
@@ -49,39 +49,39 @@ def parts(config: AuditConfig, shards: list[Shard]) -> list[Part]:
     )
     actors = [summarizer.remote(config) for _ in range(min(engine.workers, len(shards)))]
     try:
-        refs = _summarized(ray, actors, shards)
         merge = functools.partial(merge_parts, config)  # summaries, facts, candidate rows and feature tables
+        first, follow = _dealt(actors, shards)
         with worker_errors(ray):
-            return [tree.merged_on_cluster(ray, refs, num_cpus=cpus, merge=merge)]
+            return [tree.merged_on_cluster(ray, first, num_cpus=cpus, merge=merge, follow=follow)]
     finally:
         for actor in actors:
             ray.kill(actor)
 
 
-def _summarized(ray, actors: list, shards: list[Shard], *, queued: int = 2) -> list:
-    """Refs to every shard's part; an actor that finishes a shard takes the next one.
+def _dealt(actors: list, shards: list[Shard], *, queued: int = 2) -> tuple[list, Callable]:
+    """The first shards' refs, ``queued`` per actor, and ``follow``: an actor that finishes a shard takes the next.
 
     Shards differ in size (CSV files, the last row group of a file) and actors in speed, so
     shards go to whichever actor is free, ``queued`` at a time each so none waits for work. The
-    parts stay on the cluster (``fetch_local=False``); the refs of the last shards are returned
-    while they run, so the merge tasks start as soon as the parts they merge exist.
+    parts stay on the cluster, where the merge tree takes them as they come.
     """
     waiting = list(reversed(shards))
     running: dict = {}
-    done: list = []
 
-    def give(actor) -> None:
-        if waiting:
-            running[actor.summarize.remote(waiting.pop())] = actor
+    def give(actor):
+        if not waiting:
+            return None
+        ref = actor.summarize.remote(waiting.pop())
+        running[ref] = actor
+        return ref
 
-    for actor in actors:
-        for _ in range(queued):
-            give(actor)
-    while waiting:
-        ready, _ = ray.wait(list(running), num_returns=1, fetch_local=False)
-        done.append(ready[0])
-        give(running.pop(ready[0]))
-    return done + list(running)
+    first = [ref for _ in range(queued) for actor in actors if (ref := give(actor)) is not None]
+
+    def follow(ref):
+        actor = running.pop(ref, None)
+        return give(actor) if actor is not None else None
+
+    return first, follow
 
 
 class _ShardSummarizer:
