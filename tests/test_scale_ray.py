@@ -142,6 +142,23 @@ def test_a_worker_killed_mid_run_is_retried_and_the_result_is_unchanged(shards, 
     assert_same_numbers(local, sharded)
 
 
+class DiesAlways(ray_engine._ShardSummarizer):
+    def summarize(self, shard):
+        os._exit(1)
+
+
+def test_a_worker_that_dies_on_every_attempt_is_one_line(shards, monkeypatch, tmp_path, capsys):
+    root, paths = shards
+    monkeypatch.setattr(ray_engine, "_ShardSummarizer", DiesAlways)
+    engine = {"kind": "ray", "workers": 1, "batch_rows": 400}
+    code = main(["run", str(spec(root, paths["parquet"], engine=engine, name="dies-always.yaml")),
+                 "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1, err
+    assert err[0].startswith("error: a Ray worker process died on every one of its 3 attempts")
+    assert not (tmp_path / "out").exists()
+
+
 def test_compas_demo_spec_on_ray_equals_the_local_run(tmp_path):
     # the spec's data path is a package path, so the copy in another folder reads the same file
     text = Path("examples/compas_predictions.yaml").read_text()

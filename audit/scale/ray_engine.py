@@ -26,7 +26,7 @@ import pickle
 from collections.abc import Callable, Iterator
 
 from audit.config import AuditConfig
-from audit.errors import ConfigError
+from audit.errors import AuditError, ConfigError
 from audit.scale import tree
 from audit.scale.engine import Part, Shard, load_batch_model, merge_parts, summarize_shard
 
@@ -102,6 +102,8 @@ def worker_errors(ray) -> Iterator[None]:
 
     Ray wraps it in a RayTaskError whose text is the worker's whole traceback, once more for
     every task that waited on the failed one (the merge tasks above a bad shard).
+    A worker process that died on every attempt (Ray restarted it ``RESTARTS`` times) is one line
+    too, saying so, rather than Ray's account of the actor's death.
     """
     try:
         yield
@@ -109,9 +111,22 @@ def worker_errors(ray) -> Iterator[None]:
         cause = exc
         while isinstance(cause, ray.exceptions.RayTaskError) and cause.cause is not None:
             cause = cause.cause
+        if isinstance(cause, ray.exceptions.RayActorError):
+            raise _died() from exc
         if isinstance(cause, ray.exceptions.RayTaskError):
             raise
         raise cause from exc
+    except ray.exceptions.RayActorError as exc:
+        raise _died() from exc
+
+
+def _died() -> AuditError:
+    return AuditError(
+        f"a Ray worker process died on every one of its {RESTARTS + 1} attempts at the same work "
+        "(killed, out of memory, or a crash in the model or a reader)",
+        hint="read the worker's log in Ray's session folder (logs/worker-*.err); give each worker more memory "
+             "or lower engine.batch_rows",
+    )
 
 
 def _ray():
