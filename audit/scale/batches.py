@@ -38,6 +38,11 @@ class Batch:
     images: np.ndarray | None = None
     labels: np.ndarray | None = None
 
+    @property
+    def rows(self) -> int:
+        """Rows read into this batch, before the filter."""
+        return len(self.frame) if self.images is None else len(self.images)
+
 
 @dataclass(frozen=True)
 class Scored:
@@ -60,7 +65,7 @@ def score_batch(config: AuditConfig, batch: Batch, model: "ModelAdapter | None")
         size = model.static_batch or config.model.batch_size
         outputs = model.slot_outputs(data.features, data.row_ids, slots=size)
         predictions = predictions_from_outputs(outputs, data, config.model)
-    return Scored(data, predictions, rows_read=len(batch.frame) if batch.images is None else len(batch.images), facts=facts)
+    return Scored(data, predictions, rows_read=batch.rows, facts=facts)
 
 
 def batch_rows(config: AuditConfig, batch: Batch, model: "ModelAdapter | None" = None) -> tuple[AuditData, dict[str, int]]:

@@ -259,7 +259,7 @@ def read_batches(spec, shard: Shard, batch_rows: int) -> Iterator[Batch]:
     first = shard.first_row
     try:
         for batch in _raw_batches(spec, shard, batch_rows):
-            count = len(batch.frame) if batch.images is None else len(batch.images)
+            count = batch.rows
             yield dataclasses.replace(batch, row_ids=np.arange(first, first + count, dtype=np.int64))
             first += count
     except (OSError, ValueError, pd.errors.ParserError, zipfile.BadZipFile, EOFError) as exc:
@@ -338,6 +338,12 @@ def summarize_batch(config: AuditConfig, frame: pd.DataFrame) -> Summary:
 # ---------------------------------------------------------------- the merged context
 
 
+def require_rows(spec, used: int) -> None:
+    """Refuse data whose filter kept no row of any shard."""
+    if used == 0:
+        raise DataError(f"data.filter {getattr(spec, 'filter', None)!r} keeps no rows", hint="loosen the filter")
+
+
 def context_from_summary(config: AuditConfig, merged: Summary, shards: list[Shard]) -> AuditContext:
     """The context the checks read: the merged summary's distinct rows, weighted by their counts.
 
@@ -345,8 +351,7 @@ def context_from_summary(config: AuditConfig, merged: Summary, shards: list[Shar
     ``weights`` its count, so the driver's memory is bounded by the distinct rows.
     """
     spec = config.data
-    if merged.n == 0:
-        raise DataError(f"data.filter {getattr(spec, 'filter', None)!r} keeps no rows", hint="loosen the filter")
+    require_rows(spec, merged.n)
     # group rules and dtypes are settled on the distinct rows, which the checks then read as they are
     groups_of_keys = _restore_groups(merged.keys[list(merged.sensitive)], spec, config.checks.fairness.max_groups)
     sensitive, labels, predictions = summaries.entries(merged, groups_of_keys)

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 import pandas as pd
 
 from audit.config import AuditConfig
-from audit.errors import DataError
 from audit.models import predictions_from_columns
 from audit.scale import engine
 from audit.scale.batches import batch_rows
@@ -47,11 +46,10 @@ def open_shards(config: AuditConfig) -> Opened:
             data, _ = batch_rows(config, batch)
             if config.model.kind == "predictions":  # the decision and score columns are read as the run reads them
                 predictions_from_columns(data, config.model, dict(spec.label.map))
-            read += len(batch.frame) if batch.images is None else len(batch.images)
+            read += batch.rows
             used += data.n
             groups = _distinct(data.sensitive if groups is None else pd.concat([groups, data.sensitive], ignore_index=True))
-    if used == 0:
-        raise DataError(f"data.filter {getattr(spec, 'filter', None)!r} keeps no rows", hint="loosen the filter")
+    engine.require_rows(spec, used)
     restored = engine._restore_groups(groups.reset_index(drop=True), spec, config.checks.fairness.max_groups)
     return Opened(rows_read=read, rows_used=used, shards=len(shards), groups=restored)
 
